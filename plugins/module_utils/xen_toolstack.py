@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The Xen toolstack as seen from dom0: libxl's xenstore records and the ``xl`` commands.
+
+libxl keeps one record per assignable device under ``/libxl/pci/DDDD-BB-DD-F/`` (Xen 4.15 and
+later; ``/libxl/pciback/`` before): ``driver_path`` is the sysfs path of the driver the device
+had, ``domid`` is set while a guest has it. Writing ``driver_path`` ourselves is what lets
+``xl pci-assignable-remove -r`` give back a device this collection assigned, and reading it is
+how this collection gives back a device that ``xl pci-assignable-add`` assigned.
+
+Commands are run through ``commands`` (argument lists only, never a shell string).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_xenstore_key
+
+_LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
+_ESCAPE_RE = re.compile(r'\\(\\|"|[0-7]{3}|x[0-9a-fA-F]{2})')
+_DRIVERS_PREFIX = '/sys/bus/pci/drivers/'
+
+
+class ToolstackError(Exception):
+    """A toolstack command failed; the message carries its output."""
+
+
+class Commands:
+    """How module_utils run host commands: ``find(name)`` gives a path or None, ``run(argv)`` gives (rc, out, err)."""
+
+    def __init__(self, find, run):
+        self.find = find
+        self.run = run
+
+
+def _unescape(value):
+    def replace(match):
+        token = match.group(1)
+        if token in ('\\', '"'):
+            return token
+        if token[0] == 'x':
+            return chr(int(token[1:], 16))
+        return chr(int(token, 8))
+    return _ESCAPE_RE.sub(replace, value)
+
+
+def driver_path_for(driver):
+    return _DRIVERS_PREFIX + driver
+
+
+def driver_from_path(path):
+    """``/sys/bus/pci/drivers/e1000e`` -> ``e1000e``; None for anything else."""
+    if path and path.startswith(_DRIVERS_PREFIX):
+        name = path[len(_DRIVERS_PREFIX):].strip('/')
+        if name and '/' not in name:
+            return name
+    return None
+
+
+class XenToolstack:
+    """xenstore and xl, for one dom0 whose xenstored is known to run."""
+
+    def __init__(self, commands, xen_version=None):
+        self.commands = commands
+        self.libxl_base = '/libxl/pciback' if xen_version is not None and xen_version < (4, 15) else '/libxl/pci'
+        self._paths = {}
+
+    def _tool(self, name):
+        if name not in self._paths:
+            self._paths[name] = self.commands.find(name)
+        if self._paths[name] is None:
+            raise ToolstackError('%s is not installed on this dom0' % name)
+        return self._paths[name]
+
+    def available(self):
+        return all(self.commands.find(name) for name in ('xl', 'xenstore-ls', 'xenstore-write', 'xenstore-rm'))
+
+    def _run(self, argv, allow_missing_path=False):
+        rc, out, err = self.commands.run([self._tool(argv[0])] + list(argv[1:]))
+        if rc != 0:
+            if allow_missing_path and 'No such file or directory' in (err + out):
+                return ''
+            raise ToolstackError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
+        return out
+
+    def list_tree(self, path):
+        """``xenstore-ls -f path`` as {full path: value}; {} when the path does not exist."""
+        out = self._run(['xenstore-ls', '-f', path], allow_missing_path=True)
+        tree = {}
+        for line in out.splitlines():
+            match = _LS_LINE_RE.match(line)
+            if match:
+                tree[match.group(1)] = _unescape(match.group(2))
+        return tree
+
+    def libxl_records(self):
+        """{canonical address: {key: value}} for every libxl PCI record (driver_path, domid, name)."""
+        records = {}
+        prefix = self.libxl_base + '/'
+        for path, value in self.list_tree(self.libxl_base).items():
+            if not path.startswith(prefix):
+                continue
+            parts = path[len(prefix):].split('/')
+            address = parse_xenstore_key(parts[0])
+            if address is None:
+                continue
+            record = records.setdefault(str(address), {})
+            if len(parts) == 2:
+                record[parts[1]] = value
+        return records
+
+    def backend_devices(self):
+        """{canonical address: domid} for devices in a PV PCI backend (a PV guest's pcifront)."""
+        used = {}
+        for path, value in self.list_tree('/local/domain/0/backend/pci').items():
+            parts = path.split('/')
+            # /local/domain/0/backend/pci/<domid>/<devid>/dev-<n> = DDDD:BB:DD.F
+            if len(parts) == 9 and parts[8].startswith('dev-') and value:
+                used[value.strip()] = parts[6]
+        return used
+
+    def record_path(self, address_key, key):
+        return '%s/%s/%s' % (self.libxl_base, address_key, key)
+
+    def write_driver_paths(self, drivers):
+        """Write libxl's ``driver_path`` for {PciAddress: driver name} in one command."""
+        if not drivers:
+            return
+        argv = ['xenstore-write']
+        for address, driver in sorted(drivers.items()):
+            argv.extend([self.record_path(address.xenstore_key, 'driver_path'), driver_path_for(driver)])
+        self._run(argv)
+
+    def remove_driver_paths(self, addresses):
+        """Remove libxl's ``driver_path`` of each PciAddress (what ``xl pci-assignable-remove -r`` does)."""
+        for address in addresses:
+            self._run(['xenstore-rm', self.record_path(address.xenstore_key, 'driver_path')], allow_missing_path=True)
+
+    def quarantine_capable(self):
+        """(capable, reason): whether Xen can quarantine PCI devices, from ``xl info``'s virt_caps."""
+        out = self._run(['xl', 'info'])
+        caps = ''
+        for line in out.splitlines():
+            if line.split(':', 1)[0].strip() == 'virt_caps':
+                caps = line.split(':', 1)[1]
+        if 'directio' in caps:
+            return True, None
+        return False, ('Xen reports no PCI passthrough support (virt_caps: %s): no IOMMU, or a '
+                       'hypervisor built without PCI passthrough; devices are held by pciback but '
+                       'not quarantined' % (caps.strip() or 'none'))
+
+    def assignable_add(self, address):
+        """``xl pci-assignable-add``: on a device already bound to pciback it only quarantines it."""
+        self._run(['xl', 'pci-assignable-add', str(address)])
+
+    def assignable_remove(self, address):
+        """``xl pci-assignable-remove`` without ``-r``: de-quarantine, unbind from pciback, remove its slot."""
+        self._run(['xl', 'pci-assignable-remove', str(address)])

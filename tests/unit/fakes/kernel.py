@@ -1,0 +1,349 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A Xen dom0 in a temporary directory: sysfs, procfs and /boot laid out like the kernel's, plus
+the kernel's reactions to sysfs writes.
+
+The tree is real (files, directories and symlinks under ``root``), so the collection's readers
+run unchanged on it. Writes go through ``KernelSysfs``, the collection's own ``PciSysfs`` with
+the kernel's behaviour added after the real write: writing an address to ``drivers/X/unbind``
+removes the ``driver`` link, pciback's ``bind`` only takes a device in ``slots`` (or with
+``driver_override`` = pciback), ``remove_slot`` of an unknown address fails with ENOENT, and
+any write can be made to fail with an errno on demand.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import re
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PciSysfs
+
+PCIBACK = 'pciback'
+_SLOT_RE = re.compile(r'^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$')
+
+
+def _write_file(path, text=''):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    with open(path, 'w') as handle:
+        handle.write(text)
+
+
+def _read_file(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def _symlink(target, link):
+    directory = os.path.dirname(link)
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(os.path.relpath(target, directory), link)
+
+
+class FakeKernel:
+    """The tree and the rules. ``paths`` is the HostPaths the collection code is given."""
+
+    def __init__(self, root, arch='x86_64', release='6.1.0-test-amd64', xen=True, dom0=True,
+                 pciback_build='module', xen_version=(4, 17)):
+        self.root = str(root)
+        self.paths = HostPaths(self.root)
+        self.arch = arch
+        self.release = release
+        self.uname = ('Linux', 'dom0', release, '#1 SMP', arch)
+        self.pciback_build = pciback_build
+        self.failures = {}          # path relative to root -> [errno, ...] for the next writes
+        self.refuse = {}            # driver -> set of addresses whose probe fails (ENODEV/EBUSY)
+        self.resets = {}            # address -> number of function resets
+        self.writes = []            # (path relative to root, text): what the collection wrote
+        self.module_drivers = {}    # modalias-loadable driver name -> ids it claims
+        self.driver_ids = {}        # loaded driver -> set of (vendor, device)
+        self._devices = {}          # address -> dict(vendor, device, dir)
+        os.makedirs(os.path.join(self.root, 'sys', 'devices', 'pci0000:00'))
+        os.makedirs(self.paths.pci_devices)
+        os.makedirs(self.paths.pci_drivers)
+        _write_file(os.path.join(self.paths.sys, 'bus', 'pci', 'drivers_probe'))
+        _write_file(os.path.join(self.paths.proc, 'sys', 'kernel', 'random', 'boot_id'),
+                    '0f0e0d0c-0000-4000-8000-000000000001\n')
+        _write_file(os.path.join(self.paths.proc, 'net', 'route'),
+                    'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n')
+        _write_file(os.path.join(self.paths.proc, 'net', 'ipv6_route'))
+        _write_file(os.path.join(self.paths.proc, 'self', 'mountinfo'))
+        _write_file(os.path.join(self.paths.proc, '1', 'comm'), 'systemd\n')
+        symbol = 'CONFIG_XEN_PCIDEV_BACKEND' if arch == 'x86_64' else 'CONFIG_XEN_PCIDEV_STUB'
+        value = {'module': 'm', 'builtin': 'y'}.get(pciback_build)
+        config = '# Linux kernel config\nCONFIG_XEN=y\n'
+        config += ('%s=%s\nCONFIG_XEN_PCI_STUB=y\n' % (symbol, value)) if value else '# %s is not set\n' % symbol
+        _write_file(os.path.join(self.paths.boot, 'config-' + release), config)
+        if xen:
+            _write_file(os.path.join(self.paths.sys, 'hypervisor', 'type'), 'xen\n')
+            for name, part in zip(('major', 'minor', 'extra'), (str(xen_version[0]), str(xen_version[1]), '.5')):
+                _write_file(os.path.join(self.paths.sys, 'hypervisor', 'version', name), part + '\n')
+            _write_file(os.path.join(self.paths.proc, 'xen', 'capabilities'), 'control_d\n' if dom0 else '')
+
+    # ---- building the host ---------------------------------------------------------------
+    def rel(self, path):
+        return os.path.relpath(path, self.root)
+
+    def set_boot_id(self, boot_id):
+        _write_file(os.path.join(self.paths.proc, 'sys', 'kernel', 'random', 'boot_id'), boot_id + '\n')
+
+    def start_xenstored(self):
+        _write_file(os.path.join(self.paths.proc, '412', 'comm'), 'xenstored\n')
+
+    def add_driver(self, name, ids=(), module=None):
+        """Register a PCI driver that claims the (vendor, device) ``ids``."""
+        base = os.path.join(self.paths.pci_drivers, name)
+        for attribute in ('bind', 'unbind', 'new_id', 'remove_id'):
+            _write_file(os.path.join(base, attribute))
+        if module:
+            os.makedirs(os.path.join(self.paths.sys, 'module', module), exist_ok=True)
+            _symlink(os.path.join(self.paths.sys, 'module', module), os.path.join(base, 'module'))
+        self.driver_ids[name] = set(ids)
+        return base
+
+    def load_pciback(self, hide=''):
+        if self.pciback_build == 'absent':
+            raise OSError(errno.ENODEV, 'xen-pciback is not in this kernel')
+        base = self.add_driver(PCIBACK, module='xen_pciback' if self.pciback_build == 'module' else None)
+        for attribute in ('new_slot', 'remove_slot', 'slots', 'permissive', 'quirks', 'irq_handlers',
+                          'irq_handler_state', 'allow_interrupt_control'):
+            _write_file(os.path.join(base, attribute))
+        parameters = os.path.join(self.paths.pciback_module, 'parameters')
+        _write_file(os.path.join(parameters, 'hide'), hide + '\n')
+        _write_file(os.path.join(parameters, 'permissive'), 'N\n')
+        _write_file(os.path.join(parameters, 'passthrough'), '0\n')
+        if self.pciback_build == 'module':
+            _write_file(os.path.join(self.paths.pciback_module, 'initstate'), 'live\n')
+        for address in re.findall(r'\(([^)]*)\)', hide):
+            self._add_slot(address)
+            if self.driver(address) is None:
+                self._bind(address, PCIBACK)
+
+    def add_device(self, address, vendor='8086', device='100e', class_code='020000', driver=None,
+                   parent=None, iommu_group=None, net=(), block=(), boot_vga=None, reset_methods='flr bus',
+                   modalias=None):
+        """Add a PCI function (under the bridge ``parent`` if given) and bind ``driver`` to it."""
+        parent_dir = self._devices[parent]['dir'] if parent else os.path.join(self.root, 'sys', 'devices', 'pci0000:00')
+        directory = os.path.join(parent_dir, address)
+        os.makedirs(directory)
+        files = {
+            'vendor': '0x%s' % vendor, 'device': '0x%s' % device, 'class': '0x%s' % class_code,
+            'subsystem_vendor': '0x%s' % vendor, 'subsystem_device': '0x0001', 'driver_override': '(null)',
+            'modalias': modalias or 'pci:v0000%sd0000%ssv*sd*bc%ssc%si%s' % (vendor.upper(), device.upper(),
+                                                                          class_code[:2], class_code[2:4], class_code[4:]),
+            'enable': '0', 'irq': '11', 'config': '',
+        }
+        if reset_methods is not None:
+            files['reset'] = ''
+            files['reset_method'] = reset_methods
+        if boot_vga is not None:
+            files['boot_vga'] = '1' if boot_vga else '0'
+        for name, text in files.items():
+            _write_file(os.path.join(directory, name), text + '\n')
+        _symlink(directory, os.path.join(self.paths.pci_devices, address))
+        self._devices[address] = {'vendor': vendor, 'device': device, 'dir': directory}
+        if iommu_group is not None:
+            group = os.path.join(self.paths.sys, 'kernel', 'iommu_groups', str(iommu_group))
+            _symlink(directory, os.path.join(group, 'devices', address))
+            _symlink(group, os.path.join(directory, 'iommu_group'))
+        for interface in net:
+            self.add_interface(interface, address)
+        for disk in block:
+            disk_dir = os.path.join(directory, 'host0', 'block', disk)
+            _write_file(os.path.join(disk_dir, 'dev'), '%s\n' % self._next_block_number())
+            _symlink(disk_dir, os.path.join(self.paths.sys, 'block', disk))
+            _symlink(disk_dir, os.path.join(self.paths.sys, 'dev', 'block', _read_file(os.path.join(disk_dir, 'dev')).strip()))
+        if driver:
+            if driver not in self.driver_ids:
+                self.add_driver(driver, ids=[(vendor, device)])
+            self.driver_ids[driver].add((vendor, device))
+            self._bind(address, driver)
+        return directory
+
+    def add_interface(self, interface, address=None, lower=()):
+        """A network interface on the device ``address``, or a virtual one over ``lower`` interfaces."""
+        if address:
+            directory = os.path.join(self._devices[address]['dir'], 'net', interface)
+        else:
+            directory = os.path.join(self.root, 'sys', 'devices', 'virtual', 'net', interface)
+        os.makedirs(directory)
+        _symlink(directory, os.path.join(self.paths.sys, 'class', 'net', interface))
+        for name in lower:
+            _symlink(os.path.join(self.paths.sys, 'class', 'net', name), os.path.join(directory, 'lower_' + name))
+
+    def add_route(self, interface, destination='0.0.0.0', prefix=0):
+        import socket
+        import struct
+        dest = struct.unpack('=I', socket.inet_aton(destination))[0]
+        mask = struct.unpack('=I', struct.pack('>I', (0xffffffff << (32 - prefix)) & 0xffffffff if prefix else 0))[0]
+        with open(os.path.join(self.paths.proc, 'net', 'route'), 'a') as handle:
+            handle.write('%s\t%08X\t00000000\t0003\t0\t0\t0\t%08X\t0\t0\t0\n' % (interface, dest, mask))
+
+    def add_mount(self, mount_point, disk):
+        number = _read_file(os.path.join(self.paths.sys, 'block', disk, 'dev')).strip()
+        with open(os.path.join(self.paths.proc, 'self', 'mountinfo'), 'a') as handle:
+            handle.write('%d 1 %s / %s rw,relatime shared:1 - ext4 /dev/%s rw\n'
+                         % (20 + len(self.writes), number, mount_point, disk))
+
+    def _next_block_number(self):
+        base = os.path.join(self.paths.sys, 'dev', 'block')
+        count = len(os.listdir(base)) if os.path.isdir(base) else 0
+        return '8:%d' % (count * 16)
+
+    # ---- what the kernel shows -----------------------------------------------------------
+    def exists(self, address):
+        return address in self._devices
+
+    def driver(self, address):
+        link = os.path.join(self._devices[address]['dir'], 'driver')
+        return os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+
+    def override(self, address):
+        value = _read_file(os.path.join(self._devices[address]['dir'], 'driver_override')).strip()
+        return None if value == '(null)' else value
+
+    def slots(self):
+        path = os.path.join(self.paths.pciback_driver, 'slots')
+        return _read_file(path).split() if os.path.exists(path) else []
+
+    def pciback_loaded(self):
+        return os.path.isdir(self.paths.pciback_driver)
+
+    # ---- the kernel's reactions ------------------------------------------------------------
+    def fail_write(self, relative_path, error=errno.EBUSY, times=1):
+        """Make the next ``times`` writes to ``relative_path`` (from the root) fail with ``error``."""
+        self.failures.setdefault(relative_path, []).extend([error] * times)
+
+    def before_write(self, path, text):
+        relative = self.rel(path)
+        self.writes.append((relative, text))
+        pending = self.failures.get(relative)
+        if pending:
+            error = pending.pop(0)
+            raise OSError(error, os.strerror(error))
+
+    def after_write(self, path, text):
+        """Apply the kernel's meaning of a write; raise OSError as the kernel's write() would."""
+        value = text.strip()
+        _write_file(path, '')        # write-only attributes read back empty
+        directory, name = os.path.split(path)
+        parent = os.path.basename(directory)
+        if os.path.dirname(directory) == self.paths.pci_drivers and name in ('bind', 'unbind'):
+            self._require_device(value)
+            return self._bind(value, parent) if name == 'bind' else self._unbind(value, parent)
+        if directory == self.paths.pciback_driver and name in ('new_slot', 'remove_slot'):
+            match = _SLOT_RE.match(value)
+            if match is None:
+                raise OSError(errno.EINVAL, 'bad slot')
+            address = '%04x:%02x:%02x.%s' % (int(match.group(1) or '0', 16), int(match.group(2), 16),
+                                             int(match.group(3), 16), match.group(4))
+            return self._add_slot(address) if name == 'new_slot' else self._remove_slot(address)
+        if directory == self.paths.pciback_driver and name == 'permissive':
+            if self.driver(value) != PCIBACK:
+                raise OSError(errno.ENXIO, 'not bound to pciback')
+            return _write_file(path, value + '\n')
+        if path == os.path.join(self.paths.sys, 'bus', 'pci', 'drivers_probe'):
+            self._require_device(value)
+            return self._probe(value)
+        if name == 'driver_override':
+            return _write_file(path, (value or '(null)') + '\n')
+        if name == 'reset':
+            address = os.path.basename(directory)
+            self.resets[address] = self.resets.get(address, 0) + 1
+            return None
+        return None
+
+    def _require_device(self, address):
+        if address not in self._devices:
+            raise OSError(errno.ENODEV, 'No such device')
+
+    def _add_slot(self, address):
+        if address not in self.slots():
+            _write_file(os.path.join(self.paths.pciback_driver, 'slots'),
+                        ''.join(slot + '\n' for slot in self.slots() + [address]))
+
+    def _remove_slot(self, address):
+        slots = self.slots()
+        if address not in slots:
+            raise OSError(errno.ENOENT, 'No such file or directory')
+        slots.remove(address)
+        _write_file(os.path.join(self.paths.pciback_driver, 'slots'), ''.join(slot + '\n' for slot in slots))
+
+    def _matches(self, address, driver):
+        override = self.override(address)
+        if override is not None:
+            return override == driver
+        if driver == PCIBACK:
+            return address in self.slots()
+        info = self._devices[address]
+        return (info['vendor'], info['device']) in self.driver_ids.get(driver, set())
+
+    def _bind(self, address, driver):
+        if self.driver(address) is not None:
+            raise OSError(errno.EBUSY, 'Device or resource busy')
+        if driver == PCIBACK and self.override(address) == PCIBACK:
+            self._add_slot(address)     # pciback adds an overridden device to its slots
+        if not self._matches(address, driver):
+            raise OSError(errno.ENODEV, 'No such device')
+        if address in self.refuse.get(driver, set()):
+            raise OSError(errno.ENODEV, 'probe failed')
+        device_dir = self._devices[address]['dir']
+        driver_dir = os.path.join(self.paths.pci_drivers, driver)
+        _symlink(driver_dir, os.path.join(device_dir, 'driver'))
+        _symlink(device_dir, os.path.join(driver_dir, address))
+        if driver == PCIBACK:
+            self.resets[address] = self.resets.get(address, 0) + 1    # pciback resets what it takes
+        return None
+
+    def _unbind(self, address, driver):
+        if self.driver(address) != driver:
+            raise OSError(errno.ENODEV, 'No such device')
+        os.unlink(os.path.join(self._devices[address]['dir'], 'driver'))
+        os.unlink(os.path.join(self.paths.pci_drivers, driver, address))
+        if driver == PCIBACK:
+            self.resets[address] = self.resets.get(address, 0) + 1
+        return None
+
+    def _probe(self, address):
+        if self.driver(address) is not None:
+            return None
+        candidates = [PCIBACK] if self.pciback_loaded() else []
+        candidates += sorted(name for name in self.driver_ids if name != PCIBACK)
+        for driver in candidates:
+            if self._matches(address, driver) and address not in self.refuse.get(driver, set()):
+                return self._bind(address, driver)
+        return None
+
+    def load_module_for(self, address):
+        """What ``modprobe <modalias>`` does: load the driver whose module claims the device."""
+        info = self._devices[address]
+        for driver, ids in self.module_drivers.items():
+            if (info['vendor'], info['device']) in ids and driver not in self.driver_ids:
+                self.add_driver(driver, ids=ids)
+                self._probe(address)
+                return True
+        return False
+
+
+class KernelSysfs(PciSysfs):
+    """The collection's PciSysfs on a FakeKernel tree: every write really happens, then the kernel reacts."""
+
+    def __init__(self, kernel):
+        super(KernelSysfs, self).__init__(kernel.paths)
+        self.kernel = kernel
+
+    def write(self, path, text):
+        self.kernel.before_write(path, text)
+        super(KernelSysfs, self).write(path, text)
+        self.kernel.after_write(path, text)
