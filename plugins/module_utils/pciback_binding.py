@@ -223,7 +223,7 @@ class PcibackBinder:
             action = ACTION_NONE
         elif driver is not None:
             action = ACTION_FORGET     # back on a driver by other means: drop the stale record
-        elif restore and original is not None or entry['phase'] != PHASE_RELEASED:
+        elif restore or entry['phase'] != PHASE_RELEASED:
             action = ACTION_RESTORE
         else:
             action = ACTION_NONE
@@ -429,23 +429,22 @@ class PcibackBinder:
         plan.quarantined = False
 
     def _give_back(self, plan):
-        """Bind the recorded driver (with none on record, let the kernel choose) and check it took."""
+        """Bind the recorded driver (none on record: let the kernel choose) and check it took."""
         address = plan.address
+        driver = plan.original_driver
+        if driver is None:
+            self.sysfs.probe(address)
+            plan.original_source = 'kernel probe'
+        else:
+            if not self.sysfs.driver_loaded(driver):
+                self._load_module_for(address)
+            if self.sysfs.driver(address) != driver:
+                self.sysfs.bind(address, driver)
+            if self.sysfs.driver(address) != driver:
+                raise PassthroughError('%s did not bind to its original driver %s' % (address, driver))
         override = (plan.entry or {}).get('original_override')
         if override and self.sysfs.driver_override(address) != override:
             self.sysfs.set_driver_override(address, override)
-        driver = plan.original_driver
-        if driver is None:
-            if plan.original_source is None:
-                self.sysfs.probe(address)
-                plan.original_source = 'kernel probe'
-            return
-        if not self.sysfs.driver_loaded(driver):
-            self._load_module_for(address)
-        if self.sysfs.driver(address) != driver:
-            self.sysfs.bind(address, driver)
-        if self.sysfs.driver(address) != driver:
-            raise PassthroughError('%s did not bind to its original driver %s' % (address, driver))
 
     def _load_module_for(self, address):
         """Load the module for the device's modalias (a module name may differ from its driver's name)."""
@@ -463,14 +462,19 @@ class PcibackBinder:
                 self._restore_snapshot(plan)
             except (OSError, ToolstackError):
                 pass
-            if self.sysfs.driver(plan.address) is None and plan.driver_before is not None:
+            now = self.sysfs.driver(plan.address)
+            if now is None and plan.driver_before is not None:
                 # Its driver will not take it back: hold it on pciback rather than leave it orphaned.
                 try:
                     self._bind_back(plan.address, PCIBACK)
-                    parked.append(plan)
+                    now = PCIBACK
                 except OSError:
                     self.notes.append('%s is left without a driver: putting it back failed' % plan.address)
-            plan.driver_after = self.sysfs.driver(plan.address)
+            if now == PCIBACK and plan.driver_before != PCIBACK:
+                if plan.address not in self.sysfs.pciback_slots():
+                    self.sysfs.pciback_new_slot(plan.address)
+                parked.append(plan)
+            plan.driver_after = now
             plan.quarantined = None
         return parked
 
@@ -478,13 +482,9 @@ class PcibackBinder:
         address = plan.address
         if plan.quarantined_here:
             self.toolstack.assignable_remove(plan.pci_address)
-        if self.sysfs.driver(address) != plan.driver_before:
-            if self.sysfs.driver(address) is not None:
-                self.sysfs.unbind(address, self.sysfs.driver(address))
-            if self.sysfs.driver_override(address) != plan.override_before:
-                self.sysfs.set_driver_override(address, plan.override_before)
-            if plan.driver_before is not None:
-                self._bind_back(address, plan.driver_before)
+        current = self.sysfs.driver(address)
+        if current != plan.driver_before and current is not None:
+            self.sysfs.unbind(address, current)
         in_slots = address in self.sysfs.pciback_slots()
         if in_slots and not plan.in_slots_before:
             self.sysfs.pciback_remove_slot(address)
@@ -492,6 +492,8 @@ class PcibackBinder:
             self.sysfs.pciback_new_slot(address)
         if self.sysfs.driver_override(address) != plan.override_before:
             self.sysfs.set_driver_override(address, plan.override_before)
+        if current != plan.driver_before and plan.driver_before is not None:
+            self._bind_back(address, plan.driver_before)
         if plan.dequarantined_here:
             self.toolstack.assignable_add(plan.pci_address)
 

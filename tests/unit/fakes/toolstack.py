@@ -33,7 +33,8 @@ class FakeXen:
         self.can_quarantine = quarantine
         self.tools = tools
         self.calls = []
-        self.fail_commands = {}           # 'xl pci-assignable-add' -> [rc, ...]
+        self.fail_commands = {}           # 'xl pci-assignable-add' -> [rc or None (run it), ...]
+        self.driver_path_at_add = {}      # address -> libxl driver_path when xl pci-assignable-add ran
         if running:
             kernel.start_xenstored()
         self.commands = Commands(self.find, self.run)
@@ -49,8 +50,8 @@ class FakeXen:
         self.calls.append(argv)
         key = ' '.join(argv[:2])
         pending = self.fail_commands.get(key)
-        if pending:
-            return pending.pop(0), '', '%s: injected failure\n' % key
+        if pending and pending.pop(0) is not None:
+            return 1, '', '%s: injected failure\n' % key
         handler = {'xenstore-ls': self._ls, 'xenstore-write': self._write, 'xenstore-rm': self._rm,
                    'xl': self._xl, 'modprobe': self._modprobe}[argv[0]]
         return handler(argv[1:])
@@ -120,6 +121,7 @@ class FakeXen:
             return 1, '', 'Looks like pciback driver is not loaded\n'
         warning = ''
         driver = kernel.driver(address)
+        self.driver_path_at_add[address] = self.store.get(self._xs_key(address, 'driver_path'))
         try:
             if driver == PCIBACK:
                 warning = '%s already assigned to pciback\n' % address
