@@ -1,0 +1,218 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pci_assignable
+short_description: Make PCI devices assignable to Xen guests, or give them back to their driver
+version_added: 0.1.0
+description:
+  - What C(xl pci-assignable-add) and C(xl pci-assignable-remove -r) do, for a list of devices in one task,
+    with check mode, diff, a journal of original drivers, safety checks and rollback.
+  - O(state=present) unbinds each device from its driver, adds a pciback slot, binds it to xen-pciback and, where
+    the xl toolstack runs, has Xen quarantine it as C(xl pci-assignable-add) does. The original driver is recorded
+    before anything changes, in this collection's journal (C(/var/lib/xenpci_passthrough/drivers.json)) and in
+    libxl's xenstore record, so C(xl pci-assignable-remove -r) gives back a device this module assigned and this
+    module gives back a device C(xl pci-assignable-add) assigned.
+  - O(state=absent) undoes it in xl's order (de-quarantine, unbind from pciback, remove the slot), clears a
+    C(driver_override) left at pciback and binds the recorded driver again.
+  - A failure part-way through a batch puts the devices already moved back as they were. A run interrupted
+    (killed, power cut) is finished by the next run from the journal. Concurrent runs on one host wait for each other.
+  - Refuses, unless O(force=true), a device the host needs (default route, the connection to the controller,
+    root or boot file system, boot VGA), a bridge, part of an IOMMU group whose other devices stay with dom0,
+    and the release of a device a domain is using. Refuses on a host that is not a Xen dom0 or whose kernel
+    lacks xen-pciback. Every refusal is decided before anything is changed.
+author:
+  - xenpci.passthrough maintainers
+extends_documentation_fragment:
+  - xenpci.passthrough.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff shows each changed device's driver before and after.
+  idempotent:
+    support: full
+  platform:
+    support: full
+    platforms: posix
+    details:
+      - A Linux Xen dom0, x86_64 (xen-pciback as PV backend) or aarch64 (xen-pciback stub, Linux 5.16 and later).
+options:
+  devices:
+    description:
+      - Addresses of the PCI functions, V(DDDD:BB:DD.F) or the short V(BB:DD.F) (domain 0000).
+      - Wildcards are not accepted; repeats of one device (short and long form) count once.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) makes the devices assignable (bound to pciback); V(absent) gives them back.
+    type: str
+    choices: [present, absent]
+    default: present
+  restore:
+    description:
+      - With O(state=absent), bind the original driver again (like C(xl pci-assignable-remove -r)).
+      - V(false) leaves the device without a driver and keeps its record, like C(xl pci-assignable-remove) without C(-r).
+    type: bool
+    default: true
+  force:
+    description:
+      - Take devices the host needs, bridges and partial IOMMU groups, and release devices a domain uses.
+    type: bool
+    default: false
+  reset:
+    description:
+      - Reset each device through its sysfs C(reset) file after binding it to pciback (pciback also resets on bind).
+    type: bool
+    default: false
+  quarantine:
+    description:
+      - Where the xl toolstack runs, have Xen quarantine each device as C(xl pci-assignable-add) does.
+      - Where the hypervisor cannot (no IOMMU, or an Arm Xen without PCI passthrough), the devices are still
+        bound and RV(notes) says what the hypervisor lacks.
+    type: bool
+    default: true
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on the same host to finish.
+    type: int
+    default: 120
+notes:
+  - The journal and its lock live in C(/var/lib/xenpci_passthrough/), created with mode 0700; files are replaced
+    atomically and never followed through a symbolic link.
+  - Making devices assignable again after a reboot is a separate concern (boot-time hiding); this module acts on the running host.
+seealso:
+  - module: xenpci.passthrough.pci_info
+  - name: xl pci-assignable-add
+    description: The xl command this module mirrors.
+    link: https://xenbits.xen.org/docs/unstable/man/xl.1.html
+'''
+
+EXAMPLES = r'''
+- name: Make two NICs assignable to guests
+  xenpci.passthrough.pci_assignable:
+    devices:
+      - '0000:03:00.0'
+      - '04:00.0'
+    state: present
+
+- name: Give them back to their drivers
+  xenpci.passthrough.pci_assignable:
+    devices: ['0000:03:00.0', '0000:04:00.0']
+    state: absent
+
+- name: Hold a device even though the host uses it (for example a second GPU that is the boot VGA)
+  xenpci.passthrough.pci_assignable:
+    devices: ['0000:01:00.0', '0000:01:00.1']
+    force: true
+'''
+
+RETURN = r'''
+devices:
+  description: One entry per device named (and per device an interrupted earlier run left half-moved).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    address:
+      description: Canonical address.
+      type: str
+      sample: '0000:03:00.0'
+    action:
+      description: V(assigned), V(adopted) (already on pciback, now recorded and quarantined), V(released),
+        V(restored), V(forgotten) (a stale record dropped) or V(unchanged).
+      type: str
+    driver_before:
+      description: Driver before the task, or null.
+      type: str
+    driver_after:
+      description: Driver after the task (in check mode, the one it would have), or null.
+      type: str
+    original_driver:
+      description: The driver the device goes back to.
+      type: str
+    original_driver_source:
+      description: Where that came from, V(journal), V(xenstore) (libxl's record), V(current driver) or V(kernel probe).
+      type: str
+    quarantined:
+      description: Whether Xen quarantined it in this run; null when it was not asked (no toolstack, or check mode).
+      type: bool
+    reset:
+      description: Whether this task reset the device.
+      type: bool
+    recovered:
+      description: The device was half-moved by an interrupted run and this run finished the move.
+      type: bool
+notes:
+  description: What the task noticed, such as a hypervisor that cannot quarantine or xen-pciback loaded by the task.
+  returned: always
+  type: list
+  elements: str
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal import HostLock, JournalError
+from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding import PassthroughError, open_binder
+from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+
+
+def _diff(devices):
+    changed = [device for device in devices if device['action'] != 'unchanged']
+    return {
+        'before': ''.join('%s: %s\n' % (device['address'], device['driver_before'] or '(no driver)') for device in changed),
+        'after': ''.join('%s: %s\n' % (device['address'], device['driver_after'] or '(no driver)') for device in changed),
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            devices=dict(type='list', elements='str', required=True),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            restore=dict(type='bool', default=True),
+            force=dict(type='bool', default=False),
+            reset=dict(type='bool', default=False),
+            quarantine=dict(type='bool', default=True),
+            lock_timeout=dict(type='int', default=120),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    paths = HostPaths()
+    commands = Commands(module.get_bin_path, lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
+    ssh_connection = os.environ.get('SSH_CONNECTION', '').split()
+    binder = open_binder(paths, commands, check_mode=module.check_mode, force=params['force'],
+                         quarantine=params['quarantine'], reset=params['reset'],
+                         controller_address=ssh_connection[0] if ssh_connection else None)
+    try:
+        if module.check_mode:
+            result = binder.ensure(params['devices'], params['state'], params['restore'])
+        else:
+            with HostLock(paths, timeout=params['lock_timeout']):
+                result = binder.ensure(params['devices'], params['state'], params['restore'])
+    except PassthroughError as exc:
+        module.fail_json(msg=str(exc), devices=exc.results, notes=binder.notes)
+    except JournalError as exc:
+        module.fail_json(msg=str(exc), devices=[], notes=binder.notes)
+    if module._diff:
+        result['diff'] = _diff(result['devices'])
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

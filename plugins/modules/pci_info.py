@@ -1,0 +1,266 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pci_info
+short_description: Report a host's PCI devices and its readiness for Xen PCI passthrough
+version_added: 0.1.0
+description:
+  - Reads the host's PCI devices from sysfs and reports, per device, its ids, class, names, driver,
+    IOMMU group, SR-IOV links, reset methods, network interfaces and block devices, and why the host
+    itself needs it (default route, the connection to the controller, the root or boot file system, the boot VGA).
+  - Reports the passthrough view of each device (bound to pciback, pciback slot, original driver on record,
+    the domain using it) and of the host (Xen, dom0, xen-pciback, IOMMU, toolstack), with a list of problems
+    that stand in the way of passthrough.
+  - Reading a host with thousands of PCI functions takes a fraction of a second; names come from C(pci.ids) when installed.
+author:
+  - xenpci.passthrough maintainers
+extends_documentation_fragment:
+  - xenpci.passthrough.attributes
+  - xenpci.passthrough.attributes.INFO_MODULE
+attributes:
+  platform:
+    support: full
+    platforms: posix
+    details:
+      - Linux hosts; Xen dom0 for the passthrough view, any Linux host for the device list.
+options:
+  addresses:
+    description:
+      - Report only these devices (V(DDDD:BB:DD.F) or V(BB:DD.F)).
+    type: list
+    elements: str
+  classes:
+    description:
+      - Report only devices whose PCI class starts with one of these hex prefixes,
+        for example V(02) (network), V(0200) (Ethernet), V(0c0330) (USB xHCI).
+    type: list
+    elements: str
+  ids:
+    description:
+      - Report only devices with these ids, V(vendor:device) in hex; V(8086) or V(8086:*) match a whole vendor.
+    type: list
+    elements: str
+  drivers:
+    description:
+      - Report only devices bound to one of these drivers (as named under C(/sys/bus/pci/drivers/)); V(none) matches devices without a driver.
+    type: list
+    elements: str
+  names:
+    description:
+      - Look up vendor, device and class names in the host's C(pci.ids).
+    type: bool
+    default: true
+notes:
+  - All filters given must match; within one filter any value may match.
+seealso:
+  - module: xenpci.passthrough.pci_assignable
+'''
+
+EXAMPLES = r'''
+- name: Read every PCI device and the host's readiness
+  xenpci.passthrough.pci_info:
+  register: pci
+
+- name: Show what stands in the way of passthrough
+  ansible.builtin.debug:
+    var: pci.host.problems
+
+- name: Find the Intel NICs that the host does not need
+  xenpci.passthrough.pci_info:
+    classes: ['0200']
+    ids: ['8086:*']
+  register: nics
+
+- name: Make them assignable
+  xenpci.passthrough.pci_assignable:
+    devices: "{{ nics.devices | rejectattr('host_needs') | map(attribute='address') | list }}"
+    state: present
+'''
+
+RETURN = r'''
+devices:
+  description: The devices that match the filters, sorted by address.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    address:
+      description: Canonical address.
+      type: str
+      sample: '0000:03:00.0'
+    vendor_id:
+      description: Vendor id, hex.
+      type: str
+      sample: '8086'
+    device_id:
+      description: Device id, hex.
+      type: str
+      sample: '10d3'
+    subsystem_vendor_id:
+      description: Subsystem vendor id, hex.
+      type: str
+    subsystem_device_id:
+      description: Subsystem device id, hex.
+      type: str
+    class:
+      description: Class code, six hex digits.
+      type: str
+      sample: '020000'
+    vendor_name:
+      description: Vendor name from C(pci.ids), or null (only with O(names=true)).
+      type: str
+    device_name:
+      description: Device name from C(pci.ids), or null (only with O(names=true)).
+      type: str
+    class_name:
+      description: Class name from C(pci.ids), or null (only with O(names=true)).
+      type: str
+    driver:
+      description: Bound driver as named in sysfs, or null.
+      type: str
+      sample: e1000e
+    driver_override:
+      description: The device's C(driver_override), or null.
+      type: str
+    iommu_group:
+      description: IOMMU group number when Linux manages the IOMMU (not in a Xen PV dom0), else null.
+      type: str
+    iommu_group_devices:
+      description: The other devices of the IOMMU group.
+      type: list
+      elements: str
+    physfn:
+      description: SR-IOV physical function of a virtual function, or null.
+      type: str
+    virtfns:
+      description: SR-IOV virtual functions of a physical function.
+      type: list
+      elements: str
+    bridge:
+      description: The device is a bridge (class 06).
+      type: bool
+    multifunction:
+      description: Other functions share its slot.
+      type: bool
+    boot_vga:
+      description: The firmware used it as the boot display.
+      type: bool
+    reset_methods:
+      description: Reset methods the kernel offers (V(flr), V(pm), V(bus), ...).
+      type: list
+      elements: str
+    net_interfaces:
+      description: Network interfaces of the device.
+      type: list
+      elements: str
+    block_devices:
+      description: Block devices of the device.
+      type: list
+      elements: str
+    host_needs:
+      description: Why the host needs the device; empty when it does not.
+      type: list
+      elements: str
+      sample: ['carries the default route (eno1)']
+    passthrough:
+      description: The device's passthrough state.
+      type: dict
+      contains:
+        pciback_bound:
+          description: Bound to xen-pciback.
+          type: bool
+        pciback_slot:
+          description: Listed in pciback's C(slots).
+          type: bool
+        original_driver:
+          description: The driver to give it back to, from this collection's journal or libxl's record.
+          type: str
+        original_driver_source:
+          description: V(journal), V(xenstore) or null.
+          type: str
+        journal_phase:
+          description: V(held), V(released), or V(binding)/V(releasing) for an interrupted move; null when not in the journal.
+          type: str
+        assigned_domain:
+          description: The domain id using the device, when xenstore says so.
+          type: int
+        assignable:
+          description: On pciback and not used by a domain (what C(xl pci-assignable-list) lists).
+          type: bool
+        candidate:
+          description: Neither needed by the host nor a bridge.
+          type: bool
+host:
+  description: The host's passthrough readiness.
+  returned: always
+  type: dict
+  contains:
+    arch:
+      description: Machine architecture.
+      type: str
+      sample: x86_64
+    kernel:
+      description: Running kernel release.
+      type: str
+    xen:
+      description: V(hypervisor), V(dom0), V(version), V(xenstored_running), V(quarantine_capable) (from C(xl info)), V(quarantine_note).
+      type: dict
+    pciback:
+      description: >-
+        V(kconfig_symbol) (CONFIG_XEN_PCIDEV_BACKEND on x86, CONFIG_XEN_PCIDEV_STUB elsewhere), V(variant) (V(pv_backend) or V(stub)),
+        V(build) (V(module), V(builtin), V(absent), V(unknown)), V(loaded), V(parameters), V(slots), V(bound).
+      type: dict
+    iommu:
+      description: V(linux_groups), true when Linux itself manages an IOMMU.
+      type: dict
+    journal:
+      description: The journal of original drivers, V(path), V(devices) recorded, V(error).
+      type: dict
+    problems:
+      description: What stands in the way of passthrough on this host; empty when ready.
+      type: list
+      elements: str
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_report import DeviceFilter, ReportError, build_report
+from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            addresses=dict(type='list', elements='str'),
+            classes=dict(type='list', elements='str'),
+            ids=dict(type='list', elements='str'),
+            drivers=dict(type='list', elements='str'),
+            names=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        device_filter = DeviceFilter(params['addresses'], params['classes'], params['ids'], params['drivers'])
+    except ReportError as exc:
+        module.fail_json(msg='invalid filter: %s' % exc)
+    commands = Commands(module.get_bin_path, lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
+    ssh_connection = os.environ.get('SSH_CONNECTION', '').split()
+    report = build_report(HostPaths(), commands, device_filter, names=params['names'],
+                          controller_address=ssh_connection[0] if ssh_connection else None)
+    module.exit_json(changed=False, **report)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Run a module's main() against the fake dom0: HostPaths, sysfs writes and commands point at it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, sysfs_pci
+from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable, pci_info
+from ansible_collections.xenpci.passthrough.tests.unit.conftest import build_rig_host
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
+
+
+class ModuleRunner:
+    def __init__(self, kernel, xen, capsys):
+        self.kernel = kernel
+        self.xen = xen
+        self.capsys = capsys
+
+    def __call__(self, module, **args):
+        """Run ``module.main()`` with ``args``; return its JSON result (failed ones too)."""
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                module.main()
+        out = self.capsys.readouterr().out
+        return json.loads(out)
+
+
+@pytest.fixture
+def fake_dom0(tmp_path, monkeypatch):
+    uname = os.uname()
+    kernel = build_rig_host(str(tmp_path), arch=uname[4], release=uname[2])
+    xen = FakeXen(kernel)
+    monkeypatch.setattr(host_paths.HostPaths, 'default_root', kernel.root)
+    monkeypatch.setattr(sysfs_pci, 'PciSysfs', lambda paths: xen.sysfs)
+    return kernel, xen
+
+
+@pytest.fixture
+def run(fake_dom0, capsys, monkeypatch):
+    """A runner for the collection's modules; no real command can run (xl, xenstore, modprobe are fakes)."""
+    kernel, xen = fake_dom0
+    for module in (pci_assignable, pci_info):
+        monkeypatch.setattr(module, 'Commands', lambda find, run: xen.commands)
+    return ModuleRunner(kernel, xen, capsys)
