@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import socket
 import struct
 
@@ -24,6 +25,8 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci impor
 
 BRIDGE_CLASS = '06'
 _HOST_MOUNTS = ('/', '/boot', '/boot/efi', '/usr')
+_MODALIAS_RE = re.compile(
+    r'^pci:v([0-9A-Fa-f]{8})d([0-9A-Fa-f]{8})sv([0-9A-Fa-f]{8})sd([0-9A-Fa-f]{8})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})$')
 
 
 def _hex_id(value):
@@ -44,6 +47,19 @@ def is_bridge(class_code):
     return bool(class_code) and class_code.startswith(BRIDGE_CLASS)
 
 
+def _ids_from_modalias(modalias):
+    """(vendor, device, subsystem vendor, subsystem device, class) from one ``modalias`` read, or None.
+
+    The kernel writes ``pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X``: five attributes in one file.
+    """
+    match = _MODALIAS_RE.match(modalias or '')
+    if match is None:
+        return None
+    vendor, device, sub_vendor, sub_device, base, sub, interface = match.groups()
+    return (vendor[4:].lower(), device[4:].lower(), sub_vendor[4:].lower(), sub_device[4:].lower(),
+            (base + sub + interface).lower())
+
+
 def read_devices(sysfs, addresses=None):
     """{address: device record} for ``addresses`` (default: all), read from sysfs only."""
     all_addresses = sysfs.addresses()
@@ -60,13 +76,17 @@ def read_devices(sysfs, addresses=None):
             entries = set(os.listdir(base))
         except OSError:
             continue
-        class_code = _hex_id(read_text(base + '/class'))
+        ids = _ids_from_modalias(read_text(base + '/modalias'))
+        if ids is None:
+            ids = tuple(_hex_id(read_text(base + '/' + name))
+                        for name in ('vendor', 'device', 'subsystem_vendor', 'subsystem_device', 'class'))
+        class_code = ids[4]
         record = {
             'address': address,
-            'vendor_id': _hex_id(read_text(base + '/vendor')),
-            'device_id': _hex_id(read_text(base + '/device')),
-            'subsystem_vendor_id': _hex_id(read_text(base + '/subsystem_vendor')),
-            'subsystem_device_id': _hex_id(read_text(base + '/subsystem_device')),
+            'vendor_id': ids[0],
+            'device_id': ids[1],
+            'subsystem_vendor_id': ids[2],
+            'subsystem_device_id': ids[3],
             'class': class_code,
             'driver': link_name(base + '/driver') if 'driver' in entries else None,
             'driver_override': None,
@@ -89,16 +109,13 @@ def read_devices(sysfs, addresses=None):
     return devices
 
 
-def iommu_group_members(paths, groups):
-    """{group: [addresses]} for the IOMMU groups named (none when Linux does not manage the IOMMU)."""
+def iommu_groups(devices):
+    """{group: [addresses]} from the records of every device (none where Linux does not manage the IOMMU)."""
     members = {}
-    base = os.path.join(paths.sys, 'kernel', 'iommu_groups')
-    for group in groups:
-        try:
-            names = os.listdir(os.path.join(base, group, 'devices'))
-        except OSError:
-            names = []
-        members[group] = sorted(name for name in names if is_canonical_address(name))
+    for address in sorted(devices):
+        group = devices[address]['iommu_group']
+        if group is not None:
+            members.setdefault(group, []).append(address)
     return members
 
 

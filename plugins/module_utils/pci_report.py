@@ -17,7 +17,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address imp
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_ids import PciNames
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import (
     find_host_needs,
-    iommu_group_members,
+    iommu_groups,
     network_and_block_names,
     read_devices,
 )
@@ -89,7 +89,7 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
     all_devices = read_devices(sysfs)
     selected = [all_devices[address] for address in sorted(all_devices) if device_filter.matches(all_devices[address])]
     needs = find_host_needs(paths, all_devices, controller_address)
-    groups = iommu_group_members(paths, set(record['iommu_group'] for record in selected if record['iommu_group']))
+    groups = iommu_groups(all_devices)
     interfaces, disks = network_and_block_names(paths)
     host_report, toolstack = _host_report(paths, host, sysfs, commands)
     records, journal = _passthrough_records(paths, toolstack, host_report)

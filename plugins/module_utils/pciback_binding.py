@@ -35,7 +35,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_address_list, parse_pci_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import (
     find_host_needs,
-    iommu_group_members,
+    iommu_groups,
     read_devices,
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PCIBACK, read_text
@@ -261,8 +261,7 @@ class PcibackBinder:
         if binding and not self.force:
             devices = read_devices(self.sysfs)
             needs = find_host_needs(self.paths, devices, self.controller_address)
-            groups = iommu_group_members(self.paths, set(devices[plan.address]['iommu_group'] for plan in binding
-                                                          if devices[plan.address]['iommu_group']))
+            groups = iommu_groups(devices)
             for plan in binding:
                 record = devices[plan.address]
                 for reason in needs.get(plan.address, []):

@@ -140,8 +140,9 @@ class FakeKernel:
         files = {
             'vendor': '0x%s' % vendor, 'device': '0x%s' % device, 'class': '0x%s' % class_code,
             'subsystem_vendor': '0x%s' % vendor, 'subsystem_device': '0x0001', 'driver_override': '(null)',
-            'modalias': modalias or 'pci:v0000%sd0000%ssv*sd*bc%ssc%si%s' % (vendor.upper(), device.upper(),
-                                                                          class_code[:2], class_code[2:4], class_code[4:]),
+            'modalias': modalias or 'pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X' % (
+                int(vendor, 16), int(device, 16), int(vendor, 16), 1,
+                int(class_code[:2], 16), int(class_code[2:4], 16), int(class_code[4:], 16)),
             'enable': '0', 'irq': '11', 'config': '',
         }
         if reset_methods is not None:
