@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import gzip
 import os
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import read_text
@@ -103,6 +102,7 @@ class XenHost:
                 return handle.read().decode('utf-8', 'replace')
         except (IOError, OSError):
             pass
+        import gzip    # only hosts without /boot/config-* need it
         try:
             with gzip.open(os.path.join(self.paths.proc, 'config.gz'), 'rb') as handle:
                 return handle.read().decode('utf-8', 'replace')

@@ -29,7 +29,7 @@ description:
     and the release of a device a domain is using. Refuses on a host that is not a Xen dom0 or whose kernel
     lacks xen-pciback. Every refusal is decided before anything is changed.
 author:
-  - xenpci.passthrough maintainers
+  - xenpci.passthrough maintainers (@xenpci)
 extends_documentation_fragment:
   - xenpci.passthrough.attributes
 attributes:

@@ -21,7 +21,7 @@ description:
     that stand in the way of passthrough.
   - Reading a host with thousands of PCI functions takes a fraction of a second; names come from C(pci.ids) when installed.
 author:
-  - xenpci.passthrough maintainers
+  - xenpci.passthrough maintainers (@xenpci)
 extends_documentation_fragment:
   - xenpci.passthrough.attributes
   - xenpci.passthrough.attributes.INFO_MODULE

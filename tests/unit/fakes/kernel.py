@@ -127,7 +127,7 @@ class FakeKernel:
             _write_file(os.path.join(self.paths.pciback_module, 'initstate'), 'live\n')
         for address in re.findall(r'\(([^)]*)\)', hide):
             self._add_slot(address)
-            if self.driver(address) is None:
+            if address in self._devices and self.driver(address) is None:
                 self._bind(address, PCIBACK)
 
     def add_device(self, address, vendor='8086', device='100e', class_code='020000', driver=None,

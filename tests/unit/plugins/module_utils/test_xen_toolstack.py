@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_pci_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import (
+    Commands,
+    ToolstackError,
+    XenToolstack,
+    driver_from_path,
+)
+
+
+class RecordedCommands(Commands):
+    """Answers with canned outputs of the real tools, keeping the argument lists it was given."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self.argv = []
+        super(RecordedCommands, self).__init__(lambda name: '/usr/bin/' + name, self._run)
+
+    def _run(self, argv):
+        self.argv.append(argv)
+        return self.outputs.get(argv[0].rsplit('/', 1)[1], (0, '', ''))
+
+
+LS_OUTPUT = '''/libxl/pci/0000-00-03-0 = ""
+/libxl/pci/0000-00-03-0/driver_path = "/sys/bus/pci/drivers/e1000"
+/libxl/pci/0000-00-04-0 = ""
+/libxl/pci/0000-00-04-0/domid = "5"
+/libxl/pci/0000-00-04-0/name = "a \\"quoted\\" \\\\name\\011"
+/libxl/pci/not-an-address/driver_path = "/x"
+'''
+
+
+def test_libxl_records_are_parsed_and_unescaped():
+    toolstack = XenToolstack(RecordedCommands({'xenstore-ls': (0, LS_OUTPUT, '')}), (4, 17))
+    records = toolstack.libxl_records()
+    assert records == {
+        '0000:00:03.0': {'driver_path': '/sys/bus/pci/drivers/e1000'},
+        '0000:00:04.0': {'domid': '5', 'name': 'a "quoted" \\name\t'},
+    }
+
+
+def test_a_missing_tree_is_empty_and_other_failures_raise():
+    missing = RecordedCommands({'xenstore-ls': (1, '', 'xenstore-ls: xs_directory (/libxl/pci): No such file or directory\n')})
+    assert XenToolstack(missing).libxl_records() == {}
+    broken = RecordedCommands({'xenstore-ls': (1, '', 'xenstore-ls: could not connect\n')})
+    with pytest.raises(ToolstackError, match='could not connect'):
+        XenToolstack(broken).libxl_records()
+
+
+def test_xen_before_4_15_keeps_records_under_pciback():
+    commands = RecordedCommands({})
+    XenToolstack(commands, (4, 14)).write_driver_paths({parse_pci_address('00:03.0'): 'e1000'})
+    assert commands.argv == [['/usr/bin/xenstore-write', '/libxl/pciback/0000-00-03-0/driver_path', '/sys/bus/pci/drivers/e1000']]
+
+
+def test_driver_paths_are_written_in_one_command():
+    commands = RecordedCommands({})
+    XenToolstack(commands, (4, 17)).write_driver_paths({parse_pci_address('00:04.0'): 'igb', parse_pci_address('00:03.0'): 'e1000'})
+    assert commands.argv == [['/usr/bin/xenstore-write',
+                              '/libxl/pci/0000-00-03-0/driver_path', '/sys/bus/pci/drivers/e1000',
+                              '/libxl/pci/0000-00-04-0/driver_path', '/sys/bus/pci/drivers/igb']]
+
+
+@pytest.mark.parametrize('caps, capable', [
+    ('pv hvm hvm_directio pv_directio hap shadow', True),
+    ('pv hvm hap shadow', False),
+    ('hvm hap', False),
+])
+def test_quarantine_capability_from_xl_info(caps, capable):
+    out = 'host                   : dom0\nvirt_caps              : %s\nxen_major              : 4\n' % caps
+    result, note = XenToolstack(RecordedCommands({'xl': (0, out, '')})).quarantine_capable()
+    assert result is capable
+    assert (note is None) is capable
+
+
+def test_driver_from_path_accepts_only_driver_directories():
+    assert driver_from_path('/sys/bus/pci/drivers/xhci_hcd') == 'xhci_hcd'
+    assert driver_from_path('/sys/bus/pci/drivers/xhci_hcd/') == 'xhci_hcd'
+    assert driver_from_path('/sys/bus/pci/drivers/../../../etc') is None
+    assert driver_from_path('/etc/passwd') is None
+    assert driver_from_path(None) is None
