@@ -58,7 +58,7 @@ def driver_from_path(path):
     """``/sys/bus/pci/drivers/e1000e`` -> ``e1000e``; None for anything else."""
     if path and path.startswith(_DRIVERS_PREFIX):
         name = path[len(_DRIVERS_PREFIX):].strip('/')
-        if name and '/' not in name:
+        if name and '/' not in name and name not in ('.', '..'):
             return name
     return None
 

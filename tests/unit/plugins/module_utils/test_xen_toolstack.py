@@ -87,5 +87,6 @@ def test_driver_from_path_accepts_only_driver_directories():
     assert driver_from_path('/sys/bus/pci/drivers/xhci_hcd') == 'xhci_hcd'
     assert driver_from_path('/sys/bus/pci/drivers/xhci_hcd/') == 'xhci_hcd'
     assert driver_from_path('/sys/bus/pci/drivers/../../../etc') is None
+    assert driver_from_path('/sys/bus/pci/drivers/..') is None
     assert driver_from_path('/etc/passwd') is None
     assert driver_from_path(None) is None
