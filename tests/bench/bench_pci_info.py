@@ -47,7 +47,7 @@ def build_host(root, functions):
 
 def best_of(repeat, function):
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)

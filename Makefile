@@ -1,0 +1,121 @@
+# Developer toolchain for the xenpci.passthrough collection.
+#
+#   make help     list the targets
+#   make quick    unit tests + ansible-test sanity (the inner loop)
+#   make test     everything CI runs
+#
+# Tools are installed on first use into .venv/ (newest Python >= 3.12 found, see
+# tests/tools/find-python; override with PYTHON=/path/to/python3.13). ansible-test,
+# pytest, ansible-lint and ansible-galaxy work on a copy of the collection under
+# build/collections/ansible_collections/<namespace>/<name>/ (see tests/tools/sync-tree).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.NOTPARALLEL:
+MAKEFLAGS += --no-print-directory
+
+NAMESPACE := $(shell sed -n 's/^namespace: *//p' galaxy.yml)
+NAME      := $(shell sed -n 's/^name: *//p' galaxy.yml)
+
+VENV        := $(CURDIR)/.venv
+BIN         := $(VENV)/bin
+VENV_STAMP  := $(VENV)/.requirements-dev.stamp
+BUILD       := $(CURDIR)/build
+COLLECTIONS := $(BUILD)/collections
+TREE        := $(COLLECTIONS)/ansible_collections/$(NAMESPACE)/$(NAME)
+PYTHONS_DIR := $(BUILD)/pythons
+DIST        := $(BUILD)/dist
+DOCS_DIR    := $(BUILD)/docs-check
+TOOLS       := $(CURDIR)/tests/tools
+
+# Extra arguments, e.g. make units PYTEST_ARGS='-n auto -k pci'
+#                       make sanity SANITY_ARGS='--test pylint --python 3.13'
+PYTEST_ARGS ?=
+SANITY_ARGS ?=
+
+# The venv's tools come first (ansible-lint and ansible-test call ansible-* by name).
+export PATH := $(BIN):$(PATH)
+unexport PYTHONPATH
+
+.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test clean distclean
+
+help: ## Show this help
+	@echo "Targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-15s %s\n", $$1, $$2 }'
+
+venv: $(VENV_STAMP) ## Create/update .venv/ from requirements-dev.txt
+	@:
+
+$(VENV_STAMP): requirements-dev.txt
+	@if ! "$(BIN)/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    python=$$("$(TOOLS)/find-python"); \
+	    echo "Creating .venv with $$python"; \
+	    rm -rf "$(VENV)"; \
+	    "$$python" -m venv "$(VENV)"; \
+	    "$(BIN)/python" -m pip install --quiet --upgrade pip; \
+	fi
+	@echo "Installing requirements-dev.txt into .venv"
+	@"$(BIN)/python" -m pip install --quiet -r requirements-dev.txt
+	@touch "$@"
+
+tree: ## Copy the collection to build/collections/ansible_collections/...
+	@"$(TOOLS)/sync-tree" "$(TREE)"
+
+units: venv tree ## Run the unit tests (pytest on tests/unit)
+	@if [ -z "$$(find tests/unit -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
+	    echo "units: no unit tests yet (no tests/unit/**/test_*.py), nothing to run"; \
+	    exit 0; \
+	fi; \
+	cd "$(TREE)" && PYTHONPATH="$(COLLECTIONS)" PYTHONDONTWRITEBYTECODE=1 \
+	    HYPOTHESIS_STORAGE_DIRECTORY="$(BUILD)/hypothesis" \
+	    "$(BIN)/python" -m pytest -o cache_dir="$(BUILD)/pytest-cache" tests/unit $(PYTEST_ARGS)
+
+sanity: venv tree ## Run ansible-test sanity (every Python 3.9+ that is installed)
+	@cd "$(TREE)" && "$(TOOLS)/ansible-test-env" "$(BIN)/python" "$(PYTHONS_DIR)" \
+	    ansible-test sanity --venv $(SANITY_ARGS)
+
+lint: venv tree ## Run ansible-lint (production profile, offline)
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" ansible-lint --profile production --offline
+
+changelog-lint: venv ## Check changelogs/ with antsibull-changelog lint
+	@antsibull-changelog lint && echo "changelog-lint: OK"
+
+docs-check: venv tree ## Build + install the collection, run ansible-doc on every module
+	@rm -rf "$(DIST)" "$(DOCS_DIR)"
+	@ansible-galaxy collection build --output-path "$(DIST)" "$(TREE)"
+	@ANSIBLE_COLLECTIONS_PATH="$(DOCS_DIR)" ansible-galaxy collection install --offline \
+	    -p "$(DOCS_DIR)" "$(DIST)"/$(NAMESPACE)-$(NAME)-*.tar.gz
+	@modules=$$(find plugins/modules -maxdepth 1 -name '*.py' ! -name '__init__.py' \
+	        -printf '%f\n' 2>/dev/null | sed 's/\.py$$//' | sort); \
+	if [ -z "$$modules" ]; then echo "docs-check: no modules yet"; exit 0; fi; \
+	cd "$(DOCS_DIR)"; \
+	for module in $$modules; do \
+	    echo "ansible-doc -t module $(NAMESPACE).$(NAME).$$module"; \
+	    ANSIBLE_COLLECTIONS_PATH="$(DOCS_DIR)" ansible-doc -t module \
+	        "$(NAMESPACE).$(NAME).$$module" >/dev/null; \
+	done; \
+	echo "docs-check: OK"
+
+bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make test)
+	@cd "$(TREE)"; \
+	scripts=$$(find tests/bench -name 'bench_*.py' 2>/dev/null | sort); \
+	if [ -z "$$scripts" ]; then echo "bench: no benchmarks"; exit 0; fi; \
+	for script in $$scripts; do \
+	    echo "== $$script"; \
+	    PYTHONPATH="$(COLLECTIONS)" PYTHONDONTWRITEBYTECODE=1 "$(BIN)/python" "$$script"; \
+	done
+
+rig-test: ## Run the rig tests (tests/rig/run-tests) when present
+	@if [ -x tests/rig/run-tests ]; then tests/rig/run-tests; else echo "rig tests not present"; fi
+
+quick: units sanity ## units + sanity
+
+test: units sanity lint changelog-lint docs-check ## Everything: units sanity lint changelog-lint docs-check rig-test
+	@$(MAKE) rig-test
+
+clean: ## Remove build/ and caches (keeps .venv/)
+	rm -rf "$(BUILD)" .ansible tests/output .pytest_cache
+
+distclean: clean ## clean, and remove .venv/ too
+	rm -rf "$(VENV)"
