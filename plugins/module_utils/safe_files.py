@@ -62,23 +62,28 @@ def read_owned_file(path):
         os.close(fd)
 
 
-def atomic_write(path, data, mode=0o600):
+def atomic_write(path, data, mode=0o600, keep_mode_and_owner=False):
     """Replace ``path`` with ``data`` (bytes) atomically: temp file in the same directory, fsync, rename.
 
     A symlink at ``path`` is refused, not followed; the directory entry is replaced by a new
-    regular file with ``mode``, and the directory is synced so the rename survives a power cut.
+    regular file with ``mode`` (or, with ``keep_mode_and_owner``, the mode and owner of the file
+    it replaces), and the directory is synced so the rename survives a power cut.
     """
     directory = os.path.dirname(path) or '.'
+    existing = None
     try:
         existing = os.lstat(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
-    else:
-        if not stat.S_ISREG(existing.st_mode):
-            raise UnsafePathError('%s exists and is not a regular file (a symbolic link?); refusing to replace it' % path)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise UnsafePathError('%s exists and is not a regular file (a symbolic link?); refusing to replace it' % path)
     fd, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
     try:
+        if keep_mode_and_owner and existing is not None:
+            mode = stat.S_IMODE(existing.st_mode)
+            if os.geteuid() == 0:
+                os.fchown(fd, existing.st_uid, existing.st_gid)
         os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
