@@ -284,6 +284,8 @@ class PcibackBinder:
                     refusals.append('%s is assigned to domain %s; detach it from the guest first (xl pci-detach)'
                                     % (plan.address, domid))
         if refusals:
+            for plan in plans:
+                plan.action = ACTION_NONE
             raise PassthroughError('refusing: %s; nothing was changed (force: true overrides)' % '; '.join(refusals),
                                    [plan.result() for plan in plans])
 

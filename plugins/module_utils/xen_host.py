@@ -149,4 +149,6 @@ class XenHost:
             names = sorted(os.listdir(base))
         except OSError:
             return {}
-        return dict((name, read_text(os.path.join(base, name))) for name in names)
+        values = dict((name, read_text(os.path.join(base, name))) for name in names)
+        # An unset string parameter reads back as "(null)".
+        return dict((name, None if value == '(null)' else value) for name, value in values.items())

@@ -234,10 +234,12 @@ def test_xl_lists_exactly_the_assigned_devices(kernel, xen):
 ])
 def test_devices_the_host_needs_are_refused(kernel, xen, device, reason):
     before = tree_snapshot(kernel)
-    with pytest.raises(PassthroughError, match=re.escape(reason)):
+    with pytest.raises(PassthroughError, match=re.escape(reason)) as caught:
         binder(kernel, xen).ensure([E1000_A, device], 'present')
     assert tree_snapshot(kernel) == before and kernel.writes == []
     assert xen.store == {}
+    assert [(d['action'], d['driver_after']) for d in caught.value.results] == [
+        ('unchanged', 'e1000'), ('unchanged', kernel.driver(device))]
 
 
 def test_the_connection_to_the_controller_is_refused(kernel, xen):

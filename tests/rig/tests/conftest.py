@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The Xen rig as a pytest fixture: boot it once per session, run the collection against it, stop it.
+
+The tests talk to the rig the way users do: ``ansible`` runs the collection's modules over SSH
+(the collection comes from ``ANSIBLE_COLLECTIONS_PATH``, which the Makefile points at its build
+tree), and plain SSH runs ``xl`` and reads sysfs in dom0 to judge the result.
+
+Environment:
+  RIG_REUSE=1   use a rig that is already running (``tests/rig/boot`` by hand) and leave it running
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+RIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(RIG_DIR))
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'rig: needs the Xen rig (a dom0 booted in QEMU)')
+
+
+def _read_env(path):
+    values = {}
+    with open(path) as handle:
+        for line in handle:
+            if '=' in line and not line.startswith('#'):
+                key, value = line.rstrip('\n').split('=', 1)
+                values[key.replace('export ', '').strip()] = shlex.split(value)[0] if value else ''
+    return values
+
+
+class Rig:
+    """A booted rig: ``ssh`` runs a command in dom0, ``module`` runs a collection module through ansible."""
+
+    def __init__(self, env):
+        self.env = env
+        self.inventory = env['RIG_INVENTORY']
+        self.host = 'xenpci-rig'
+
+    def ssh(self, command, check=True, timeout=300):
+        argv = [os.path.join(RIG_DIR, 'ssh-dom0'), command]
+        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s' % (result.returncode, command,
+                                                                              result.stdout, result.stderr))
+        return result
+
+    def driver(self, address):
+        out = self.ssh('readlink /sys/bus/pci/devices/%s/driver || true' % address).stdout.strip()
+        return os.path.basename(out) if out else None
+
+    def drivers(self):
+        """{address: driver} for every PCI function in dom0: what a refused task must leave alone."""
+        out = self.ssh('for d in /sys/bus/pci/devices/*; do echo "${d##*/} $(basename "$(readlink $d/driver)" 2>/dev/null)"; done').stdout
+        return dict(line.split(' ', 1) for line in out.splitlines())
+
+    def module(self, name, args, check=False, diff=False):
+        """Run xenpci.passthrough.<name> with ``args``; return its result for the rig host."""
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        argv = ['ansible', 'xen_dom0', '-i', self.inventory, '-m', 'xenpci.passthrough.' + name]
+        if args:
+            argv.extend(['-a', json.dumps(args)])
+        if check:
+            argv.append('--check')
+        if diff:
+            argv.append('--diff')
+        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                env=env, timeout=600)
+        # The default ad-hoc output is '<host> | STATUS => {json}' (after a diff, when asked for one).
+        marker = re.search(r'^%s \| ([A-Z!]+) => ' % re.escape(self.host), result.stdout, re.M)
+        if marker is None:
+            raise AssertionError('ansible gave no result (rc=%d):\n%s\n%s' % (result.returncode, result.stdout, result.stderr))
+        document, _end = json.JSONDecoder().raw_decode(result.stdout[marker.end():])
+        document['failed'] = marker.group(1).startswith('FAILED')
+        return document
+
+
+def _qemu_missing_reason():
+    if shutil.which('qemu-system-x86_64') is None and shutil.which('apt-get') is None:
+        return 'qemu-system-x86_64 is not installed and cannot be installed here (no apt-get)'
+    return None
+
+
+@pytest.fixture(scope='session')
+def rig():
+    reason = _qemu_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    run_dir = os.environ.get('RIG_RUN_DIR') or os.path.join(
+        os.environ.get('RIG_CACHE_DIR') or os.path.join(os.environ.get('XDG_CACHE_HOME') or
+                                                        os.path.expanduser('~/.cache'), 'xenpci-rig'), 'run')
+    reuse = os.environ.get('RIG_REUSE') == '1'
+    if not reuse:
+        started = time.time()
+        subprocess.run([os.path.join(RIG_DIR, 'boot')], check=True, stdout=subprocess.DEVNULL)
+        print('rig booted in %.0f s' % (time.time() - started))
+    env = _read_env(os.path.join(run_dir, 'rig.env'))
+    try:
+        yield Rig(env)
+    finally:
+        if not reuse:
+            subprocess.run([os.path.join(RIG_DIR, 'stop')], check=False)
+            pid_file = env.get('RIG_QEMU_PID_FILE', os.path.join(run_dir, 'qemu.pid'))
+            try:
+                with open(pid_file) as handle:
+                    os.kill(int(handle.read().strip()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
