@@ -32,6 +32,7 @@ TOOLS       := $(CURDIR)/tests/tools
 # Extra arguments, e.g. make units PYTEST_ARGS='-n auto -k pci'
 #                       make sanity SANITY_ARGS='--test pylint --python 3.13'
 PYTEST_ARGS ?=
+RIG_ARGS ?=
 SANITY_ARGS ?=
 
 # The venv's tools come first (ansible-lint and ansible-test call ansible-* by name).
@@ -106,8 +107,8 @@ bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make 
 	    PYTHONPATH="$(COLLECTIONS)" PYTHONDONTWRITEBYTECODE=1 "$(BIN)/python" "$$script"; \
 	done
 
-rig-test: ## Run the rig tests (tests/rig/run-tests) when present
-	@if [ -x tests/rig/run-tests ]; then tests/rig/run-tests; else echo "rig tests not present"; fi
+rig-test: venv tree ## Integration tests on the Xen rig: dom0 booted in QEMU (~12 min cold)
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests $(RIG_ARGS)
 
 quick: units sanity ## units + sanity
 
