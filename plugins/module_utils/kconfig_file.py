@@ -204,7 +204,7 @@ def _dependency_checks(values, requested, full):
                     PREFIX, name, value, PREFIX, dep,
                     'would be n' if dep_value == 'n' else 'this configuration does not have (so it is off)',
                     ' (%s)' % how if how else ''))
-            elif dep_value is None:
+            elif dep_value is None and SYMBOLS[dep].settable:
                 left_to_base.append(PREFIX + dep)
         if left_to_base:
             notes.append('%s%s depends on %s, which this fragment does not set: the configuration it is merged '
@@ -426,4 +426,3 @@ def check_running(host, options=None):
         else:
             check.mismatched.append(full)
     return check
-

@@ -279,6 +279,8 @@ def merge_params(module, current, requested, state):
             named = parse_hide(value, module)
             if state == 'present':
                 text = render_hide(have + [address for address in named if address not in have])
+            elif value is None:
+                text = ''
             else:
                 text = render_hide([address for address in have if address not in named])
         else:
