@@ -57,7 +57,7 @@ class Rig:
     def ssh(self, command, check=True, timeout=300):
         argv = [os.path.join(RIG_DIR, 'ssh-dom0'), command]
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                timeout=timeout)
+                                timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s' % (result.returncode, command,
                                                                               result.stdout, result.stderr))
@@ -83,7 +83,7 @@ class Rig:
         if diff:
             argv.append('--diff')
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                env=env, timeout=600)
+                                env=env, timeout=600, check=False)
         # The default ad-hoc output is '<host> | STATUS => {json}' (after a diff, when asked for one).
         marker = re.search(r'^%s \| ([A-Z!]+) => ' % re.escape(self.host), result.stdout, re.M)
         if marker is None:
