@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""boot_cmdline's main() on hosts laid out under tmp_path; commands are fakes."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths
+from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry, FakeGrubby
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_grub_defaults import (
+    DEBIAN_GRUB,
+    XEN_CFG,
+    shell_lines,
+    tree_digest,
+)
+
+DROP_IN = 'etc/default/grub.d/zz-xenpci-passthrough.cfg'
+
+
+class Host:
+    def __init__(self, root, tools, capsys):
+        self.root = root
+        self.tools = tools
+        self.capsys = capsys
+
+    def path(self, relative):
+        return os.path.join(self.root, relative)
+
+    def write(self, relative, text):
+        path = self.path(relative)
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path))
+        with open(path, 'w') as handle:
+            handle.write(text)
+        return path
+
+    def read(self, relative):
+        with open(self.path(relative)) as handle:
+            return handle.read()
+
+    def run(self, **args):
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                boot_cmdline.main()
+        return json.loads(self.capsys.readouterr().out)
+
+
+@pytest.fixture
+def make_host(tmp_path, monkeypatch, capsys):
+    def make(installed=('update-grub',), entries=()):
+        root = str(tmp_path)
+        tools = FakeGrubby(list(entries), installed=installed)
+        monkeypatch.setattr(host_paths.HostPaths, 'default_root', root)
+        monkeypatch.setattr(boot_cmdline, 'Commands', lambda find, run: tools.commands)
+        return Host(root, tools, capsys)
+    return make
+
+
+@pytest.fixture
+def debian(make_host):
+    host = make_host()
+    host.write('etc/default/grub', DEBIAN_GRUB)
+    host.write('etc/default/grub.d/xen.cfg', XEN_CFG)
+    return host
+
+
+def test_present_twice_with_diff(debian):
+    result = debian.run(target='xen', params={'iommu': '1', 'dom0_mem': '4G,max:4G'}, _ansible_diff=True)
+    assert result['changed'] is True
+    assert result['backend'] == 'grub' and result['file'] == debian.path(DROP_IN)
+    assert (result['cmdline_before'], result['cmdline_after']) == ('', 'iommu=1 dom0_mem=4G,max:4G')
+    assert result['reboot_required'] is True and result['bootloader_update_required'] is True
+    assert result['initramfs_update_required'] is False and result['conflicts'] == []
+    assert result['diff']['before'] == '' and result['diff']['before_header'].endswith('(absent)')
+    assert result['diff']['after'].endswith('GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT iommu=1 dom0_mem=4G,max:4G"\n')
+    assert 'backup_file' not in result
+    again = debian.run(target='xen', params={'iommu': '1', 'dom0_mem': '4G,max:4G'}, _ansible_diff=True)
+    assert again['changed'] is False and again['reboot_required'] is False
+    assert again['bootloader_update_required'] is False
+    assert again['diff']['before'] == again['diff']['after']
+    assert debian.tools.calls == []
+
+
+def test_check_mode_changes_no_byte(debian):
+    debian.run(target='dom0_linux', params={'nomodeset': None})
+    before = tree_digest(debian.root)
+    result = debian.run(target='dom0_linux', params={'console': ['hvc0', 'tty0']}, _ansible_check_mode=True)
+    assert result['changed'] is True and result['cmdline_after'] == 'quiet nomodeset console=hvc0 console=tty0'
+    assert tree_digest(debian.root) == before
+
+
+def test_backup_keeps_the_old_file(debian):
+    result = debian.run(target='linux', params={'iommu': 'pt'}, grub_file='/etc/default/grub', backup=True)
+    assert result['changed'] is True
+    with open(result['backup_file']) as handle:
+        assert handle.read() == DEBIAN_GRUB
+    assert not result['backup_file'].endswith('.cfg')
+    assert 'GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt"' in debian.read('etc/default/grub')
+
+
+def test_a_backup_of_the_drop_in_is_not_read_by_update_grub(debian):
+    debian.run(target='xen', params={'iommu': '1'})
+    result = debian.run(target='xen', params={'iommu': '1', 'loglvl': 'all'}, backup=True)
+    assert os.path.dirname(result['backup_file']) == debian.path('etc/default/grub.d')
+    assert not result['backup_file'].endswith('.cfg')
+    assert shell_lines(debian.root)['xen'] == 'iommu=1 loglvl=all'
+
+
+def test_update_bootloader_runs_update_grub_only_when_changed(debian):
+    result = debian.run(target='xen', params={'iommu': '1'}, update_bootloader=True)
+    assert result['bootloader_update_required'] is False and result['reboot_required'] is True
+    assert debian.tools.calls == [['/usr/sbin/update-grub']]
+    debian.run(target='xen', params={'iommu': '1'}, update_bootloader=True)
+    assert debian.tools.calls == [['/usr/sbin/update-grub']]
+
+
+def test_an_unbalanced_quote_fails_and_leaves_every_file_alone(debian):
+    debian.write('etc/default/grub', DEBIAN_GRUB.replace('GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="console=ttyS0'))
+    before = tree_digest(debian.root)
+    result = debian.run(target='xen', params={'iommu': '1'})
+    assert result['failed'] is True and result['changed'] is False
+    assert 'etc/default/grub line 8: unbalanced double quote' in result['msg']
+    assert tree_digest(debian.root) == before
+
+
+def test_a_conflict_fails_by_default_and_warns_on_request(debian):
+    debian.write('etc/default/grub.d/xen.cfg', XEN_CFG + 'GRUB_CMDLINE_XEN_DEFAULT="iommu=0 dom0_mem=2G"\n')
+    before = tree_digest(debian.root)
+    result = debian.run(target='xen', params={'iommu': '1'})
+    assert result['failed'] is True and 'iommu=0 from GRUB_CMDLINE_XEN_DEFAULT in' in result['msg']
+    assert [(c['found'], c['line']) for c in result['conflicts']] == [('iommu=0', 20)]
+    assert result['cmdline_after'] == 'iommu=0 dom0_mem=2G iommu=1'
+    assert tree_digest(debian.root) == before
+    warned = debian.run(target='xen', params={'iommu': '1'}, on_conflict='warn')
+    assert warned['changed'] is True and len(warned['conflicts']) == 1
+    assert 'iommu=0' in json.dumps(warned['warnings'])
+
+
+def test_injection_attempts_fail_and_write_nothing(debian):
+    before = tree_digest(debian.root)
+    for value in ('"; rm -rf /', '$(reboot)', '`reboot`', 'x\nreboot'):
+        result = debian.run(target='dom0_linux', params={'k': value})
+        assert result['failed'] is True, value
+    assert tree_digest(debian.root) == before
+
+
+def test_a_yaml_boolean_is_refused_with_advice(debian):
+    result = debian.run(target='linux', params={'intel_iommu': True})
+    assert result['failed'] is True and 'in quotes' in result['msg']
+
+
+def test_a_planted_symlink_fails(debian):
+    victim = debian.write('victim', 'secret\n')
+    os.symlink(victim, debian.path(DROP_IN))
+    result = debian.run(target='xen', params={'iommu': '1'})
+    assert result['failed'] is True and 'symbolic link' in result['msg']
+    assert debian.read('victim') == 'secret\n'
+
+
+def test_a_parameter_not_managed_is_untouched_on_removal(debian):
+    debian.run(target='dom0_linux', params={'console': ['hvc0', 'tty0'], 'earlyprintk': 'xen'})
+    result = debian.run(target='dom0_linux', params={'console': 'tty0'}, state='absent')
+    assert result['cmdline_after'] == 'quiet console=hvc0 earlyprintk=xen'
+
+
+def test_grubby_host(make_host):
+    host = make_host(installed=('grubby',), entries=[FakeEntry('/boot/vmlinuz-6', 'ro rhgb quiet', root='UUID=1')])
+    result = host.run(target='linux', params={'intel_iommu': 'on'}, _ansible_diff=True)
+    assert result['backend'] == 'grubby' and result['file'] is None and result['changed'] is True
+    assert result['cmdline_after'] == 'root=UUID=1 ro rhgb quiet intel_iommu=on'
+    assert result['bootloader_update_required'] is False and result['reboot_required'] is True
+    assert result['diff']['after'] == '/boot/vmlinuz-6: root=UUID=1 ro rhgb quiet intel_iommu=on\n'
+    assert host.run(target='linux', params={'intel_iommu': 'on'})['changed'] is False
+
+
+def test_extlinux_host(make_host):
+    host = make_host(installed=())
+    host.write('boot/extlinux/extlinux.conf', 'default l\nlabel l\n  kernel /Image\n  append root=/dev/mmcblk0p2 rw\n')
+    result = host.run(target='linux', params={'iommu.passthrough': '1'})
+    assert result['backend'] == 'extlinux' and result['changed'] is True
+    assert result['cmdline_after'] == 'root=/dev/mmcblk0p2 rw iommu.passthrough=1'
+    assert result['bootloader_update_required'] is False
+    assert host.run(target='linux', params={'iommu.passthrough': '1'})['changed'] is False
+    refused = host.run(target='xen', params={'iommu': '1'})
+    assert refused['failed'] is True and 'starts Linux, not Xen' in refused['msg']
+
+
+def test_bad_arguments_are_refused_by_the_argument_spec(debian):
+    result = debian.run(target='hypervisor', params={'iommu': '1'})
+    assert result['failed'] is True and 'target' in result['msg']
