@@ -39,7 +39,7 @@ SANITY_ARGS ?=
 export PATH := $(BIN):$(PATH)
 unexport PYTHONPATH
 
-.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test clean distclean
+.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test demo clean distclean
 
 help: ## Show this help
 	@echo "Targets:"
@@ -109,6 +109,9 @@ bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make 
 
 rig-test: venv tree ## Integration tests on the Xen rig: dom0 booted in QEMU (~12 min cold)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests $(RIG_ARGS)
+
+demo: venv tree ## The main job on the rig: readiness, assign, restore, with xl's view (DEMO_KEEP=1 keeps it up)
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/demo
 
 quick: units sanity ## units + sanity
 
