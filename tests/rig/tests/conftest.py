@@ -59,8 +59,8 @@ class Rig:
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                                 timeout=timeout, check=False)
         if check and result.returncode != 0:
-            raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s' % (result.returncode, command,
-                                                                              result.stdout, result.stderr))
+            raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s'
+                                 % (result.returncode, command, result.stdout, result.stderr))
         return result
 
     def driver(self, address):
