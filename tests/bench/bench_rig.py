@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Moving 16 PCI functions to pciback and back on the Xen rig: raw sysfs writes, one task, an xl loop.
+
+Three ways to do the same work on the rig's dom0, each timed by the wall clock of the
+controller (what a person running them waits for):
+
+  raw       one SSH call running a shell script of sysfs writes (unbind, new_slot, bind; and back):
+            no checks, no record, no quarantine
+  task      one xenpci.passthrough.pci_assignable task for the whole list (present), one back (absent);
+            measured with quarantine (what xl does) and without (the sysfs part only, like raw)
+  xl loop   what teams write today: an ansible.builtin.command task looping
+            ``xl pci-assignable-add`` over the list, then ``xl pci-assignable-remove -r``
+
+Prints the times and the ratios (task / raw, xl loop / task). Run with a booted rig:
+``make bench-rig`` (boots one when none runs, stops it afterwards).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+RIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'rig')
+DEVICES = ['0000:00:03.0', '0000:00:04.0', '0000:00:05.0', '0000:00:05.1', '0000:00:0a.0', '0000:00:0a.1',
+           '0000:00:0a.2', '0000:00:0a.3', '0000:00:0b.0', '0000:00:0c.0', '0000:00:0d.0', '0000:00:0e.0',
+           '0000:00:0f.0', '0000:00:10.0', '0000:01:00.0', '0000:02:00.0']
+
+RAW_SCRIPT = r'''
+set -e
+cd /sys/bus/pci
+for d in %(devices)s; do
+    drv=$(basename "$(readlink devices/$d/driver)")
+    echo "$d $drv" >> /run/bench-raw-drivers
+    echo "$d" > "drivers/$drv/unbind"
+    grep -qx "$d" drivers/pciback/slots || echo "$d" > drivers/pciback/new_slot
+    echo "$d" > drivers/pciback/bind
+done
+while read -r d drv; do
+    echo "$d" > drivers/pciback/unbind
+    echo "$d" > drivers/pciback/remove_slot
+    echo "$d" > "drivers/$drv/bind"
+done < /run/bench-raw-drivers
+rm -f /run/bench-raw-drivers
+'''
+
+XL_LOOP_PLAYBOOK = '''
+- name: What teams write today
+  hosts: xen_dom0
+  gather_facts: false
+  tasks:
+    - name: Make each device assignable
+      ansible.builtin.command: xl pci-assignable-add {{ item }}
+      loop: %(devices)s
+      changed_when: true
+    - name: Give each device back
+      ansible.builtin.command: xl pci-assignable-remove -r {{ item }}
+      loop: %(devices)s
+      changed_when: true
+'''
+
+
+def timed(argv, **kwargs):
+    started = time.perf_counter()
+    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                            check=False, **kwargs)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit('%s failed:\n%s' % (' '.join(argv[:4]), result.stdout[-3000:]))
+    return elapsed
+
+
+def drivers(ssh):
+    out = subprocess.run(ssh + ['for d in %s; do basename "$(readlink /sys/bus/pci/devices/$d/driver)"; done'
+                                % ' '.join(DEVICES)], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    return out.split()
+
+
+def main():
+    inventory = os.path.join(os.environ.get('RIG_RUN_DIR') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'xenpci-rig', 'run'), 'inventory.ini')
+    ssh = [os.path.join(RIG_DIR, 'ssh-dom0')]
+    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False')
+    before = drivers(ssh)
+    if 'pciback' in before:
+        raise SystemExit('some devices are already on pciback: %s' % before)
+
+    def task(state, quarantine):
+        args = json.dumps({'devices': DEVICES, 'state': state, 'quarantine': quarantine})
+        return timed(['ansible', 'xen_dom0', '-i', inventory, '-m', 'xenpci.passthrough.pci_assignable', '-a', args], env=env)
+
+    times = {}
+    times['raw'] = timed(ssh + [RAW_SCRIPT % {'devices': ' '.join(DEVICES)}])
+    assert drivers(ssh) == before
+    times['task, no quarantine'] = task('present', False) + task('absent', False)
+    assert drivers(ssh) == before
+    times['task'] = task('present', True) + task('absent', True)
+    assert drivers(ssh) == before
+    with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as handle:
+        handle.write(XL_LOOP_PLAYBOOK % {'devices': json.dumps(DEVICES)})
+    try:
+        times['xl loop'] = timed(['ansible-playbook', '-i', inventory, handle.name], env=env)
+    finally:
+        os.unlink(handle.name)
+    assert drivers(ssh) == before
+    print('moving %d functions to pciback and back on the rig (wall clock, controller side):' % len(DEVICES))
+    for name in ('raw', 'task, no quarantine', 'task', 'xl loop'):
+        print('  %-22s %6.1f s' % (name, times[name]))
+    print('ratios:')
+    print('  task (no quarantine) / raw   %5.2f   (target 1.5)' % (times['task, no quarantine'] / times['raw']))
+    print('  task / raw                   %5.2f' % (times['task'] / times['raw']))
+    print('  xl loop / task               %5.2f   (target 10)' % (times['xl loop'] / times['task']))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
