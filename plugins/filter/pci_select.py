@@ -1,0 +1,304 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: pci_select
+short_description: Select PCI devices from pci_info's result by a JMESPath query, addresses, ids, classes or interfaces
+version_added: 0.1.0
+author:
+  - xenpci.passthrough maintainers (@xenpci)
+description:
+  - Takes the devices that M(xenpci.passthrough.pci_info) returns and gives back the addresses (or, with
+    O(records=true), the records) of the devices selected.
+  - O(query) is a JMESPath expression evaluated on the list of devices. It may select records
+    (V([?passthrough.candidate])), their addresses (V([?vendor_id=='8086'].address)), one record or one address.
+    Any other result (a number, a boolean, a record without an address, a string that is not the address of one
+    of the devices) is an error, so that a mistyped query cannot select anything but devices.
+  - O(addresses), O(ids), O(classes) and O(interfaces) select devices without JMESPath. A device is selected when
+    any of the selectors given selects it; to select by several conditions at once (an Intel device that is also
+    an Ethernet controller), write them in one O(query).
+  - An address or an interface that no device has is an error; ids, classes and queries that match nothing
+    select nothing.
+  - The devices come back in the order of the input (pci_info sorts them by address), each once.
+  - Runs on the controller; O(query) needs the Python library C(jmespath) there.
+positional: query
+options:
+  _input:
+    description:
+      - The devices, RV(xenpci.passthrough.pci_info#module:devices), or the whole registered result of
+        M(xenpci.passthrough.pci_info).
+    type: raw
+    required: true
+  query:
+    description:
+      - A JMESPath expression over the list of devices, see U(https://jmespath.org/specification.html).
+      - Literal strings go in single quotes (V([?driver=='e1000'])), other literals in backquotes
+        (V([?length(net_interfaces\) > `0`])).
+    type: str
+  addresses:
+    description:
+      - Devices by address, V(DDDD:BB:DD.F) or V(BB:DD.F).
+    type: list
+    elements: str
+  ids:
+    description:
+      - Devices by id, V(vendor:device) in hex; V(8086) or V(8086:*) select a whole vendor.
+    type: list
+    elements: str
+  classes:
+    description:
+      - Devices whose PCI class starts with one of these hex prefixes (2, 4 or 6 digits), for example V(02)
+        (network), V(0200) (Ethernet), V(0c0330) (USB xHCI).
+    type: list
+    elements: str
+  interfaces:
+    description:
+      - Devices by the name of one of their network interfaces (V(enp3s0)).
+    type: list
+    elements: str
+  records:
+    description:
+      - Return the device records instead of their addresses.
+    type: bool
+    default: false
+requirements:
+  - jmespath (on the controller, for O(query) only)
+seealso:
+  - module: xenpci.passthrough.pci_info
+  - module: xenpci.passthrough.pci_assignable
+  - name: JMESPath tutorial
+    description: The query language.
+    link: https://jmespath.org/tutorial.html
+'''
+
+EXAMPLES = r'''
+- name: Read the host's PCI devices
+  xenpci.passthrough.pci_info:
+    names: false
+  register: pci
+
+- name: The Intel Ethernet controllers the host does not need
+  ansible.builtin.set_fact:
+    nics: "{{ pci.devices | xenpci.passthrough.pci_select(query) }}"
+  vars:
+    query: "[?vendor_id=='8086' && starts_with(class, '0200') && passthrough.candidate]"
+# => ['0000:03:00.0', '0000:04:00.0']
+
+- name: Make the USB controllers and the device of interface enp5s0 assignable
+  xenpci.passthrough.pci_assignable:
+    devices: "{{ pci | xenpci.passthrough.pci_select(classes=['0c03'], interfaces=['enp5s0']) }}"
+
+- name: Show the drivers of the devices that have no IOMMU group mates
+  ansible.builtin.debug:
+    msg: "{{ pci.devices | xenpci.passthrough.pci_select('[?length(iommu_group_devices) == `0`]', records=true)
+             | map(attribute='driver') | list }}"
+'''
+
+RETURN = r'''
+_value:
+  description:
+    - The addresses of the selected devices, in canonical form (V(0000:03:00.0)).
+    - With O(records=true), the selected device records.
+  type: list
+  elements: raw
+'''
+
+from collections.abc import Mapping, Sequence
+import re
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import (
+    PciAddressError,
+    parse_pci_address,
+)
+
+try:
+    import jmespath
+    import jmespath.exceptions
+except ImportError:
+    jmespath = None
+
+_CLASS_RE = re.compile(r'^(?:0x)?([0-9a-fA-F]{2}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6})\Z')
+_IDS_RE = re.compile(r'^([0-9a-fA-F]{4})(?::([0-9a-fA-F]{4}|\*))?\Z')
+_INTERFACE_RE = re.compile(r'^[^\s/:]{1,15}\Z')
+_NO_JMESPATH = ('pci_select: a query needs the Python library jmespath on the controller '
+                '(pip install jmespath, or the python3-jmespath package)')
+
+
+def _fail(message, *args):
+    raise AnsibleFilterError('pci_select: ' + (message % args if args else message))
+
+
+def _plain(value):
+    """The same data as plain dicts, lists, str, int, float, bool and None.
+
+    Templating hands filters its own str, list and dict types; JMESPath's type checks (in functions
+    such as ``length`` and ``starts_with``) know only the plain ones.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return dict((str(key), _plain(item)) for key, item in value.items())
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+def _devices(data):
+    if isinstance(data, Mapping) and 'devices' in data:
+        data = data['devices']
+    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+        _fail('give it the devices of xenpci.passthrough.pci_info (a list), not %s', type(data).__name__)
+    devices = _plain(data)
+    for index, device in enumerate(devices):
+        if not isinstance(device, dict) or not isinstance(device.get('address'), str):
+            _fail('item %d of the input is not a device record of xenpci.passthrough.pci_info (no address): %r',
+                  index, device)
+    return devices
+
+
+def _selector(name, values):
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        _fail('%s must be a list of strings, not %s %r', name, type(values).__name__, values)
+    values = _plain(values)
+    for value in values:
+        if not isinstance(value, str):
+            _fail('%s must be a list of strings; %r is a %s', name, value, type(value).__name__)
+    return values
+
+
+def _canonical(text):
+    try:
+        return str(parse_pci_address(text))
+    except PciAddressError as exc:
+        _fail('%s', exc)
+
+
+def _by_addresses(devices, addresses):
+    known = set(device['address'] for device in devices)
+    selected = set()
+    for text in addresses:
+        address = _canonical(text)
+        if address not in known:
+            _fail('no device %s among the %d devices given', address, len(devices))
+        selected.add(address)
+    return selected
+
+
+def _by_ids(devices, ids):
+    wanted = []
+    for value in ids:
+        match = _IDS_RE.match(value)
+        if match is None:
+            _fail('%r is not a vendor id or a vendor:device pair (8086, 8086:10d3, 8086:*)', value)
+        wanted.append((match.group(1).lower(), (match.group(2) or '*').lower()))
+    return set(device['address'] for device in devices
+               if any(str(device.get('vendor_id')).lower() == vendor
+                      and product in ('*', str(device.get('device_id')).lower())
+                      for vendor, product in wanted))
+
+
+def _by_classes(devices, classes):
+    prefixes = []
+    for value in classes:
+        match = _CLASS_RE.match(value)
+        if match is None:
+            _fail('%r is not a PCI class prefix (2, 4 or 6 hex digits: 02, 0200, 0c0330)', value)
+        prefixes.append(match.group(1).lower())
+    return set(device['address'] for device in devices
+               if any(str(device.get('class') or '').lower().startswith(prefix) for prefix in prefixes))
+
+
+def _by_interfaces(devices, interfaces):
+    selected = set()
+    for name in interfaces:
+        if not _INTERFACE_RE.match(name):
+            _fail('%r is not a network interface name', name)
+        found = [device['address'] for device in devices if name in (device.get('net_interfaces') or [])]
+        if not found:
+            _fail('no device has the network interface %r (pci_info lists the interfaces of each device in '
+                  'net_interfaces)', name)
+        selected.update(found)
+    return selected
+
+
+def _by_query(devices, query):
+    if not isinstance(query, str) or not query.strip():
+        _fail('the query must be a non-empty JMESPath expression, not %r', query)
+    if jmespath is None:
+        raise AnsibleFilterError(_NO_JMESPATH)
+    query = str(query)
+    try:
+        compiled = jmespath.compile(query)
+    except jmespath.exceptions.JMESPathError as exc:
+        _fail('%r is not a valid JMESPath expression: %s', query, exc)
+    try:
+        result = compiled.search(devices)
+    except jmespath.exceptions.JMESPathError as exc:
+        _fail('the query %r failed on the devices: %s', query, exc)
+    except (TypeError, ValueError, KeyError) as exc:
+        _fail('the query %r failed on the devices: %s', query, exc)
+    if result is None:
+        return set()
+    items = result if isinstance(result, list) else [result]
+    known = set(device['address'] for device in devices)
+    selected = set()
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get('address'), str):
+            address = item['address']
+        elif isinstance(item, str):
+            try:
+                address = str(parse_pci_address(item))
+            except PciAddressError:
+                address = None
+        else:
+            address = None
+        if address is None or address not in known:
+            _fail('the query %r selected %r, which is neither a device nor the address of one: select devices '
+                  '("[?vendor_id==\'8086\']") or their addresses ("[?vendor_id==\'8086\'].address")', query, item)
+        selected.add(address)
+    return selected
+
+
+def pci_select(data, query=None, addresses=None, ids=None, classes=None, interfaces=None, records=False):
+    """The addresses (or records) of the devices that any selector selects, in the input's order."""
+    if not isinstance(records, bool):
+        _fail('records must be true or false, not %r', records)
+    devices = _devices(data)
+    selected = set()
+    selected |= _by_addresses(devices, _selector('addresses', addresses))
+    selected |= _by_ids(devices, _selector('ids', ids))
+    selected |= _by_classes(devices, _selector('classes', classes))
+    selected |= _by_interfaces(devices, _selector('interfaces', interfaces))
+    if query is not None:
+        selected |= _by_query(devices, query)
+    result = []
+    seen = set()
+    for device in devices:
+        address = device['address']
+        if address in selected and address not in seen:
+            seen.add(address)
+            result.append(device if records else address)
+    return result
+
+
+class FilterModule(object):
+    """xenpci.passthrough's filters."""
+
+    def filters(self):
+        return {'pci_select': pci_select}

@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The roles pciback and assign, and the assign playbook, with ansible-playbook against the real dom0.
+
+The rig boots Xen through QEMU's multiboot loader (no GRUB), so the pciback role runs with
+pciback_manage_bootloader false; everything else is the real thing: the dom0 and kernel checks,
+xen-pciback's modprobe.d file and run-time parameters, the devices moved by the assign role.
+Each test leaves the rig as it found it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.rig
+
+MGMT_NIC = '0000:00:01.0'
+E1000_A = '0000:00:03.0'
+E1000_B = '0000:00:04.0'
+XHCI = '0000:00:06.0'
+HOST = 'xenpci-rig'
+OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
+SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
+MODULES_LOAD = '/etc/modules-load.d/xen-pciback.conf'
+PERMISSIVE = '/sys/module/xen_pciback/parameters/permissive'
+
+PLAY = '''
+- name: Apply {role}
+  hosts: xen_dom0
+  gather_facts: false
+  roles:
+    - role: xenpci.passthrough.{role}
+  post_tasks:
+    - name: Hand the role's facts to the test
+      ansible.builtin.copy:
+        content: "{{{{ {facts} | to_json }}}}"
+        dest: "{out}"
+        mode: "0600"
+      delegate_to: localhost
+      check_mode: false
+'''
+
+
+class Run:
+    def __init__(self, process, facts):
+        self.rc = process.returncode
+        self.stdout = process.stdout
+        self.output = process.stdout + process.stderr       # failures are in both, depending on the callback
+        self.facts = facts
+        match = re.search(r'^%s\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)' % re.escape(HOST),
+                          process.stdout, re.M)
+        if match is None:
+            raise AssertionError('no recap (rc=%d):\n%s\n%s' % (process.returncode, process.stdout, process.stderr))
+        self.ok, self.changed, self.unreachable, self.failed = (int(value) for value in match.groups())
+
+    def __repr__(self):
+        return 'rc=%d ok=%d changed=%d failed=%d\n%s' % (self.rc, self.ok, self.changed, self.failed, self.output)
+
+
+@pytest.fixture
+def play(rig, tmp_path):
+    """Run a role (or a playbook of the collection) on the rig with ansible-playbook; return its recap and facts."""
+    def run(role=None, variables=None, check=False, playbook=None, facts=None):
+        out = str(tmp_path / 'facts.json')
+        if os.path.exists(out):
+            os.unlink(out)
+        if playbook is None:
+            playbook = str(tmp_path / 'play.yml')
+            with open(playbook, 'w') as handle:
+                handle.write(PLAY.format(role=role, out=out, facts=facts or '{}'))
+        argv = ['ansible-playbook', '-i', rig.inventory, playbook, '-e', json.dumps(variables or {})]
+        if check:
+            argv.extend(['--check', '--diff'])
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        process = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                 env=env, timeout=900, check=False)
+        result = None
+        if os.path.exists(out):
+            with open(out) as handle:
+                result = json.load(handle)
+        return Run(process, result)
+    return run
+
+
+def files(rig, *paths):
+    """{path: content or None} in dom0."""
+    found = {}
+    for path in paths:
+        result = rig.ssh('cat %s' % path, check=False)
+        found[path] = result.stdout if result.returncode == 0 else None
+    return found
+
+
+@pytest.fixture
+def pristine(rig):
+    """What the pciback role touches, put back as the rig had it: files, xen-pciback's permissive, devices."""
+    modules_load = rig.ssh('cat %s' % MODULES_LOAD).stdout
+    permissive = rig.ssh('cat %s' % PERMISSIVE).stdout.strip()
+    yield rig
+    rig.module('pci_assignable', {'devices': [E1000_A, E1000_B, XHCI], 'state': 'absent', 'force': True})
+    rig.ssh('rm -f %s %s %s.*' % (OPTIONS_FILE, SOFTDEP_FILE, OPTIONS_FILE))
+    rig.ssh("printf '%%s' '%s' > %s" % (modules_load, MODULES_LOAD))
+    rig.ssh('echo %s > %s' % (permissive, PERMISSIVE))
+
+
+PCIBACK_VARS = {
+    'pciback_hide': [E1000_B, '00:05.1'],
+    'pciback_permissive': True,
+    'pciback_manage_bootloader': False,       # the rig boots Xen without GRUB
+}
+PCIBACK_FACTS = '{"reboot": pciback_reboot_required, "bootloader": pciback_bootloader_update_required}'
+
+
+def test_pciback_role_check_mode_then_real_then_idempotent(pristine, play):
+    rig = pristine
+    before = files(rig, OPTIONS_FILE, MODULES_LOAD)
+    permissive = rig.ssh('cat %s' % PERMISSIVE).stdout.strip()
+    assert permissive == 'N'
+    check = play('pciback', PCIBACK_VARS, check=True, facts=PCIBACK_FACTS)
+    assert check.failed == 0 and check.changed > 0, check
+    assert files(rig, OPTIONS_FILE, MODULES_LOAD) == before
+    assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'N'
+
+    real = play('pciback', PCIBACK_VARS, facts=PCIBACK_FACTS)
+    assert real.failed == 0 and real.changed > 0, real
+    options = rig.ssh('cat %s' % OPTIONS_FILE).stdout
+    assert 'options xen-pciback hide=(0000:00:04.0)(0000:00:05.1) permissive=1' in options
+    assert rig.ssh('grep -x xen-pciback %s' % MODULES_LOAD).returncode == 0
+    assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'Y'          # applied at run time
+    # hide is read-only in the running module: it takes the next boot
+    assert real.facts == {'reboot': True, 'bootloader': False}
+
+    again = play('pciback', PCIBACK_VARS, facts=PCIBACK_FACTS)
+    assert again.failed == 0 and again.changed == 0, again
+    assert again.facts['reboot'] is True                              # still true until the reboot
+    converged = play('pciback', PCIBACK_VARS, check=True)
+    assert converged.failed == 0 and converged.changed == 0, converged
+
+    off = play('pciback', dict(PCIBACK_VARS, pciback_permissive=False, pciback_hide=[]))
+    assert off.failed == 0 and off.changed > 0, off
+    options = rig.ssh('cat %s' % OPTIONS_FILE).stdout
+    assert 'permissive' not in options and 'hide=(0000:00:04.0)(0000:00:05.1)' in options   # hide is merged, kept
+
+
+def test_pciback_role_softdeps(pristine, play):
+    rig = pristine
+    result = play('pciback', dict(PCIBACK_VARS, pciback_native_drivers=['e1000', 'xhci_pci']))
+    assert result.failed == 0, result
+    softdep = rig.ssh('cat %s' % SOFTDEP_FILE).stdout
+    assert 'softdep e1000 pre: xen-pciback' in softdep and 'softdep xhci_pci pre: xen-pciback' in softdep
+    # modprobe itself reads the file as meant
+    assert 'xen-pciback' in rig.ssh('modprobe --showconfig | grep "^softdep e1000 "').stdout
+    result = play('pciback', PCIBACK_VARS)
+    assert result.failed == 0, result
+    assert rig.ssh('test -e %s' % SOFTDEP_FILE, check=False).returncode != 0
+
+
+def test_pciback_role_refuses_a_malformed_address_before_writing(pristine, play):
+    rig = pristine
+    before = files(rig, OPTIONS_FILE, MODULES_LOAD)
+    result = play('pciback', dict(PCIBACK_VARS, pciback_hide=['0000:82.0.0']))
+    assert result.failed == 1 and 'not PCI function addresses' in result.output, result
+    assert files(rig, OPTIONS_FILE, MODULES_LOAD) == before
+
+
+ASSIGN_FACTS = '{"selected": assign_selected, "result": assign_result}'
+
+
+def assignable(rig):
+    return sorted(rig.ssh('xl pci-assignable-list').stdout.split())
+
+
+def test_assign_role_selects_moves_and_gives_back(pristine, play):
+    rig = pristine
+    select = {'assign_devices': ['00:03.0'], 'assign_ids': ['1b36:000d'], 'assign_persistent': True}
+    check = play('assign', select, check=True, facts=ASSIGN_FACTS)
+    assert check.failed == 0 and check.changed > 0, check
+    assert check.facts['selected'] == [E1000_A, XHCI]
+    assert rig.driver(E1000_A) == 'e1000' and rig.driver(XHCI) == 'xhci_hcd'
+    assert files(rig, OPTIONS_FILE)[OPTIONS_FILE] is None
+
+    real = play('assign', select, facts=ASSIGN_FACTS)
+    assert real.failed == 0 and real.changed > 0, real
+    assert rig.driver(E1000_A) == rig.driver(XHCI) == 'pciback'
+    assert assignable(rig) == [E1000_A, XHCI]
+    assert sorted(device['action'] for device in real.facts['result']['devices']) == ['assigned', 'assigned']
+    assert 'hide=(0000:00:03.0)(0000:00:06.0)' in rig.ssh('cat %s' % OPTIONS_FILE).stdout
+
+    again = play('assign', select)
+    assert again.failed == 0 and again.changed == 0, again
+
+    # The query selects the same devices while they are on pciback; state absent gives them back.
+    back = play('assign', {'assign_query': "[?driver=='pciback']", 'assign_state': 'absent',
+                           'assign_persistent': True}, facts=ASSIGN_FACTS)
+    assert back.failed == 0 and back.changed > 0, back
+    assert back.facts['selected'] == [E1000_A, XHCI]
+    assert rig.driver(E1000_A) == 'e1000' and rig.driver(XHCI) == 'xhci_hcd'
+    assert assignable(rig) == []
+    assert files(rig, OPTIONS_FILE)[OPTIONS_FILE] is None                  # the hide list emptied, the file gone
+
+
+@pytest.mark.parametrize('variables, message', [
+    ({'assign_devices': [MGMT_NIC, E1000_A]}, 'carries the default route'),
+    ({'assign_ids': ['abcd:ef01']}, 'select none of the'),
+    ({'assign_classes': ['network']}, "'network' is not a PCI class prefix"),
+    ({'assign_devices': ['00:1e.0']}, 'no device 0000:00:1e.0'),
+    ({'assign_query': "[?driver=='e1000'"}, 'is not a valid JMESPath expression'),
+    ({}, 'give at least one of assign_devices'),
+])
+def test_assign_role_refusals_move_nothing(pristine, play, variables, message):
+    rig = pristine
+    before = rig.drivers()
+    result = play('assign', dict(variables, assign_persistent=True))
+    assert result.failed == 1 and message in result.output, result
+    assert rig.drivers() == before
+    assert files(rig, OPTIONS_FILE)[OPTIONS_FILE] is None
+
+
+def test_assign_and_restore_playbooks(pristine, play):
+    rig = pristine
+    assign = play(playbook='xenpci.passthrough.assign', variables={'passthrough_devices': [E1000_A, E1000_B]})
+    assert assign.failed == 0 and assign.changed > 0, assign
+    assert assignable(rig) == [E1000_A, E1000_B]
+    restore = play(playbook='xenpci.passthrough.restore', variables={'passthrough_devices': [E1000_A, E1000_B]})
+    assert restore.failed == 0 and restore.changed > 0, restore
+    assert rig.driver(E1000_A) == rig.driver(E1000_B) == 'e1000'
+    assert assignable(rig) == []
