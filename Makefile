@@ -41,7 +41,7 @@ SANITY_ARGS ?=
 export PATH := $(BIN):$(PATH)
 unexport PYTHONPATH
 
-.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test demo bench-rig molecule-images molecule molecule-rig clean distclean
+.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full demo bench-rig molecule-images molecule molecule-rig clean distclean
 
 help: ## Show this help
 	@echo "Targets:"
@@ -84,21 +84,27 @@ lint: venv tree ## Run ansible-lint (production profile, offline)
 changelog-lint: venv ## Check changelogs/ with antsibull-changelog lint
 	@antsibull-changelog lint && echo "changelog-lint: OK"
 
-docs-check: venv tree ## Build + install the collection, run ansible-doc on every module
+docs-check: venv tree ## Build + install the collection, run ansible-doc on every module, filter and role
 	@rm -rf "$(DIST)" "$(DOCS_DIR)"
 	@ansible-galaxy collection build --output-path "$(DIST)" "$(TREE)"
 	@ANSIBLE_COLLECTIONS_PATH="$(DOCS_DIR)" ansible-galaxy collection install --offline \
 	    -p "$(DOCS_DIR)" "$(DIST)"/$(NAMESPACE)-$(NAME)-*.tar.gz
-	@modules=$$(find plugins/modules -maxdepth 1 -name '*.py' ! -name '__init__.py' \
-	        -printf '%f\n' 2>/dev/null | sed 's/\.py$$//' | sort); \
-	if [ -z "$$modules" ]; then echo "docs-check: no modules yet"; exit 0; fi; \
-	cd "$(DOCS_DIR)"; \
-	for module in $$modules; do \
-	    echo "ansible-doc -t module $(NAMESPACE).$(NAME).$$module"; \
-	    ANSIBLE_COLLECTIONS_PATH="$(DOCS_DIR)" ansible-doc -t module \
-	        "$(NAMESPACE).$(NAME).$$module" >/dev/null; \
+	@list() { find "$$1" -mindepth 1 -maxdepth 1 $$2 ! -name '__*' -printf '%f\n' 2>/dev/null | sed 's/\.py$$//' | sort; }; \
+	checked=0; \
+	for kind in module filter role; do \
+	    case $$kind in \
+	        module) names=$$(list plugins/modules "-name *.py") ;; \
+	        filter) names=$$(list plugins/filter "-name *.py") ;; \
+	        role)   names=$$(list roles "-type d") ;; \
+	    esac; \
+	    for name in $$names; do \
+	        echo "ansible-doc -t $$kind $(NAMESPACE).$(NAME).$$name"; \
+	        (cd "$(DOCS_DIR)" && ANSIBLE_COLLECTIONS_PATH="$(DOCS_DIR)" ansible-doc -t $$kind \
+	            "$(NAMESPACE).$(NAME).$$name" >/dev/null); \
+	        checked=$$((checked + 1)); \
+	    done; \
 	done; \
-	echo "docs-check: OK"
+	echo "docs-check: OK ($$checked documented)"
 
 bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make test)
 	@cd "$(TREE)"; \
@@ -111,6 +117,9 @@ bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make 
 
 rig-test: venv tree ## Integration tests on the Xen rig: dom0 booted in QEMU (~12 min cold)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests $(RIG_ARGS)
+
+rig-test-full: venv tree ## rig-test plus the slow ones (the roles on the rig; ~45 min)
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests --full $(RIG_ARGS)
 
 demo: venv tree ## The main job on the rig: readiness, assign, restore, with xl's view (RIG_KEEP=1 keeps it up)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig tests/rig/demo
@@ -129,7 +138,8 @@ molecule-rig: venv tree ## Molecule scenario xen_rig on the Xen rig (boots it wh
 
 quick: units sanity ## units + sanity
 
-test: units sanity lint changelog-lint docs-check ## Everything: units sanity lint changelog-lint docs-check rig-test
+test: units sanity lint changelog-lint docs-check ## Everything CI runs: the checks above, molecule, then rig-test
+	@$(MAKE) molecule
 	@$(MAKE) rig-test
 
 clean: ## Remove build/ and caches (keeps .venv/)

@@ -34,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(RIG_DIR))
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'rig: needs the Xen rig (a dom0 booted in QEMU)')
+    config.addinivalue_line('markers', 'slow: takes many minutes on the emulated rig (make rig-test-full)')
 
 
 def _read_env(path):
