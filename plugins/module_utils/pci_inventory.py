@@ -264,6 +264,12 @@ def _block_owners(paths, dev_number, seen=None):
     return owners
 
 
+def controller_address(environ=None):
+    """The controller's address as the managed host sees it (``SSH_CONNECTION``), or None."""
+    fields = (environ if environ is not None else os.environ).get('SSH_CONNECTION', '').split()
+    return fields[0] if fields else None
+
+
 def find_host_needs(paths, devices, controller_address=None):
     """{address: [reasons]} for devices the host itself relies on."""
     needs = {}

@@ -38,6 +38,12 @@ class Commands:
         self.find = find
         self.run = run
 
+    @classmethod
+    def for_module(cls, module):
+        """An AnsibleModule's ``get_bin_path`` and ``run_command``, in the C locale so outputs parse."""
+        return cls(module.get_bin_path,
+                   lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
+
 
 def _unescape(value):
     def replace(match):

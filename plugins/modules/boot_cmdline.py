@@ -286,7 +286,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    commands = Commands(module.get_bin_path, lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
+    commands = Commands.for_module(module)
     try:
         result = ensure(HostPaths(), commands, params['target'], params['params'], state=params['state'],
                         backend=params['backend'], grub_file=params['grub_file'], extlinux_file=params['extlinux_file'],

@@ -161,12 +161,11 @@ notes:
   elements: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal import HostLock, JournalError
 from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import controller_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding import PassthroughError, open_binder
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
 
@@ -194,11 +193,10 @@ def main():
     )
     params = module.params
     paths = HostPaths()
-    commands = Commands(module.get_bin_path, lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
-    ssh_connection = os.environ.get('SSH_CONNECTION', '').split()
+    commands = Commands.for_module(module)
     binder = open_binder(paths, commands, check_mode=module.check_mode, force=params['force'],
                          quarantine=params['quarantine'], reset=params['reset'],
-                         controller_address=ssh_connection[0] if ssh_connection else None)
+                         controller_address=controller_address())
     try:
         if module.check_mode:
             result = binder.ensure(params['devices'], params['state'], params['restore'])

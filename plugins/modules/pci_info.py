@@ -230,11 +230,10 @@ host:
       elements: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import controller_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_report import DeviceFilter, ReportError, build_report
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
 
@@ -255,10 +254,9 @@ def main():
         device_filter = DeviceFilter(params['addresses'], params['classes'], params['ids'], params['drivers'])
     except ReportError as exc:
         module.fail_json(msg='invalid filter: %s' % exc)
-    commands = Commands(module.get_bin_path, lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
-    ssh_connection = os.environ.get('SSH_CONNECTION', '').split()
+    commands = Commands.for_module(module)
     report = build_report(HostPaths(), commands, device_filter, names=params['names'],
-                          controller_address=ssh_connection[0] if ssh_connection else None)
+                          controller_address=controller_address())
     module.exit_json(changed=False, **report)
 
 

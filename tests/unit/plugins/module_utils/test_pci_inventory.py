@@ -10,6 +10,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import (
+    controller_address,
     find_host_needs,
     interface_owners,
     iommu_groups,
@@ -62,3 +63,9 @@ def test_iommu_groups_are_derived_from_the_device_records(kernel):
     devices[E1000_A]['iommu_group'] = devices[E1000_B]['iommu_group'] = '3'
     devices[MGMT_NIC]['iommu_group'] = '1'
     assert iommu_groups(devices) == {'1': [MGMT_NIC], '3': [E1000_A, E1000_B]}
+
+
+def test_the_controller_address_comes_from_ssh_connection():
+    assert controller_address({'SSH_CONNECTION': '10.0.2.2 50122 10.0.2.15 22'}) == '10.0.2.2'
+    assert controller_address({'SSH_CONNECTION': ''}) is None
+    assert controller_address({}) is None

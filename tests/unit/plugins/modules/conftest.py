@@ -16,8 +16,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, sysfs_pci
-from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable, pci_info
+from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, sysfs_pci, xen_toolstack
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import build_rig_host
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
 
@@ -51,6 +50,5 @@ def fake_dom0(tmp_path, monkeypatch):
 def run(fake_dom0, capsys, monkeypatch):
     """A runner for the collection's modules; no real command can run (xl, xenstore, modprobe are fakes)."""
     kernel, xen = fake_dom0
-    for module in (pci_assignable, pci_info):
-        monkeypatch.setattr(module, 'Commands', lambda find, run: xen.commands)
+    monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: xen.commands))
     return ModuleRunner(kernel, xen, capsys)

@@ -16,7 +16,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths
+from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, xen_toolstack
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry, FakeGrubby
 from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_grub_defaults import (
@@ -63,7 +63,7 @@ def make_host(tmp_path, monkeypatch, capsys):
         root = str(tmp_path)
         tools = FakeGrubby(list(entries), installed=installed)
         monkeypatch.setattr(host_paths.HostPaths, 'default_root', root)
-        monkeypatch.setattr(boot_cmdline, 'Commands', lambda find, run: tools.commands)
+        monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: tools.commands))
         return Host(root, tools, capsys)
     return make
 
