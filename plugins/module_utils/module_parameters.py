@@ -50,7 +50,6 @@ RELOAD = 'reload_required'
 REBOOT = 'reboot_required'
 _TRUE = ('1', 'y', 'yes', 'on', 'true')
 _FALSE = ('0', 'n', 'no', 'off', 'false')
-_MODULE_SUFFIX_RE = re.compile(r'\.ko(?:\.(?:gz|xz|zst))?\Z')
 _DRACUT_RE = re.compile(r'^\s*(?:add_drivers|force_drivers)\+?=\s*["\']?([^"\'#]*)')
 
 
@@ -64,34 +63,11 @@ def _module_dir(paths, module):
     return os.path.join(paths.sys, 'module', sysfs_name(module))
 
 
-def _index_lists(paths, release, index, module):
-    """True when ``lib/modules/<release>/<index>`` names ``module`` (``-`` and ``_`` alike), None without the index."""
-    path = os.path.join(paths.lib_modules, release, index)
-    try:
-        with open(path, 'r') as handle:
-            for line in handle:
-                entry = line.split(':', 1)[0].strip()
-                if sysfs_name(_MODULE_SUFFIX_RE.sub('', os.path.basename(entry))) == sysfs_name(module):
-                    return True
-    except (IOError, OSError):
-        return None
-    return False
-
-
 def module_build(paths, host, module):
     """``module``, ``builtin``, ``absent`` (xen-pciback only: the kernel config says so) or ``unknown``."""
     if sysfs_name(module) == PCIBACK:
-        build = host.pciback_build()
-        if build != 'unknown':
-            return build
-    directory = _module_dir(paths, module)
-    if os.path.isdir(directory):
-        return 'module' if os.path.exists(os.path.join(directory, 'initstate')) else 'builtin'
-    if _index_lists(paths, host.kernel_release, 'modules.builtin', module):
-        return 'builtin'
-    if _index_lists(paths, host.kernel_release, 'modules.dep', module):
-        return 'module'
-    return 'unknown'
+        return host.pciback_build()
+    return host.module_build(module)
 
 
 def module_loaded(paths, module):

@@ -10,11 +10,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import read_text
 
 PCIBACK_MODULE = 'xen-pciback'
 PCIBACK_MODULE_SYSFS = 'xen_pciback'
+_MODULE_SUFFIX_RE = re.compile(r'\.ko(?:\.(?:gz|xz|zst))?\Z')
 _XENSTORED_NAMES = ('xenstored', 'oxenstored')
 # The Kconfig symbol that provides xen-pciback, per architecture (see docs/xen-pciback.md).
 PCIBACK_SYMBOL_X86 = 'CONFIG_XEN_PCIDEV_BACKEND'
@@ -109,22 +111,40 @@ class XenHost:
         except (IOError, OSError):
             return None
 
-    def _module_index_lists(self, index, module_file):
+    def _module_index_lists(self, index, module):
+        """True when ``lib/modules/<release>/<index>`` names ``module`` (``-`` and ``_`` alike), None without the index."""
+        wanted = module.replace('-', '_')
         path = os.path.join(self.paths.lib_modules, self.kernel_release, index)
         try:
             with open(path, 'r') as handle:
                 for line in handle:
-                    if line.split(':', 1)[0].strip().endswith('/' + module_file):
+                    entry = os.path.basename(line.split(':', 1)[0].strip())
+                    if _MODULE_SUFFIX_RE.sub('', entry).replace('-', '_') == wanted:
                         return True
         except (IOError, OSError):
             return None
         return False
 
+    def module_build(self, module):
+        """How the running kernel has ``module``: ``module``, ``builtin`` or ``unknown``.
+
+        A loaded module shows in ``/sys/module/<m>``, with an ``initstate`` file when loadable
+        and without one when built in; otherwise the module indexes under ``/lib/modules`` say.
+        """
+        directory = os.path.join(self.paths.sys, 'module', module.replace('-', '_'))
+        if os.path.isdir(directory):
+            return 'module' if os.path.exists(os.path.join(directory, 'initstate')) else 'builtin'
+        if self._module_index_lists('modules.builtin', module):
+            return 'builtin'
+        if self._module_index_lists('modules.dep', module):
+            return 'module'
+        return 'unknown'
+
     def pciback_build(self):
         """How this kernel provides xen-pciback: ``module``, ``builtin``, ``absent`` or ``unknown``.
 
-        The kernel config of the running kernel says it (``=m`` / ``=y``); without one, the
-        module indexes under ``/lib/modules`` do.
+        The kernel config of the running kernel says it (``=m`` / ``=y``); without one, what the
+        kernel shows of the module (``module_build``).
         """
         value = self.kernel_config_value(pciback_symbol(self.arch))
         if value == 'm':
@@ -133,14 +153,7 @@ class XenHost:
             return 'builtin'
         if value == 'n':
             return 'absent'
-        if self._module_index_lists('modules.builtin', 'xen-pciback.ko'):
-            return 'builtin'
-        if self._module_index_lists('modules.dep', 'xen-pciback.ko'):
-            return 'module'
-        if os.path.isdir(self.paths.pciback_module):
-            # Loaded, yet no index: a loadable module has an ``initstate`` file, a built-in one not.
-            return 'module' if os.path.exists(os.path.join(self.paths.pciback_module, 'initstate')) else 'builtin'
-        return 'unknown'
+        return self.module_build(PCIBACK_MODULE)
 
     def pciback_parameters(self):
         """xen-pciback's parameters as the running kernel shows them ({} when not loaded)."""
