@@ -99,6 +99,11 @@ def initramfs_lists(paths, module):
     return found
 
 
+def initramfs_tools(lists):
+    """The tools (``initramfs-tools``, ``dracut``) whose configuration files in ``lists`` load the module."""
+    return sorted(set('initramfs-tools' if os.sep + 'initramfs-tools' + os.sep in path else 'dracut' for path in lists))
+
+
 # ---- run time ----------------------------------------------------------------------------------
 
 def _same_runtime(module, param, running, wanted):
@@ -239,6 +244,7 @@ class ParamsPlan:
             'reload_required': RELOAD in statuses,
             'reboot_required': REBOOT in statuses,
             'initramfs_update_required': bool(self.initramfs) and self.planned.changed and self.build == 'module',
+            'initramfs_tools': initramfs_tools(self.initramfs),
             'bootloader_update_required': self.bootloader,
         }
 

@@ -193,6 +193,14 @@ initramfs_update_required:
   description: This task changed the file and the module is loaded from the initramfs.
   returned: always
   type: bool
+initramfs_tools:
+  description:
+    - The initramfs tools whose configuration loads the module from the initramfs, C(initramfs-tools) (regenerate with
+      C(update-initramfs -u)) or C(dracut) (C(dracut --force)); empty when the module does not load from one.
+  returned: always
+  type: list
+  elements: str
+  sample: [initramfs-tools]
 bootloader_update_required:
   description: The parameters belong on the kernel command line (RV(cmdline)) and the running kernel's command line
     does not have them as wanted.

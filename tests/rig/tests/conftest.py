@@ -29,6 +29,7 @@ import time
 import pytest
 
 RIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RIG_HOST = 'xenpci-rig'
 REPO = os.path.dirname(os.path.dirname(RIG_DIR))
 
 
@@ -53,7 +54,7 @@ class Rig:
     def __init__(self, env):
         self.env = env
         self.inventory = env['RIG_INVENTORY']
-        self.host = 'xenpci-rig'
+        self.host = RIG_HOST
 
     def ssh(self, command, check=True, timeout=300):
         argv = [os.path.join(RIG_DIR, 'ssh-dom0'), command]
@@ -72,6 +73,19 @@ class Rig:
         """{address: driver} for every PCI function in dom0: what a refused task must leave alone."""
         out = self.ssh('for d in /sys/bus/pci/devices/*; do echo "${d##*/} $(basename "$(readlink $d/driver)" 2>/dev/null)"; done').stdout
         return dict(line.split(' ', 1) for line in out.splitlines())
+
+    def files(self, *paths):
+        """{path: content, or None where there is no such file} in dom0."""
+        found = {}
+        for path in paths:
+            result = self.ssh('cat %s' % shlex.quote(path), check=False)
+            found[path] = result.stdout if result.returncode == 0 else None
+        return found
+
+    def reboot(self, power_cut=False):
+        """Reboot dom0 (cleanly, or by a reset through QEMU's monitor) and wait until it answers again."""
+        argv = [os.path.join(RIG_DIR, 'reboot')] + (['--power-cut'] if power_cut else [])
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900)
 
     def module(self, name, args, check=False, diff=False):
         """Run xenpci.passthrough.<name> with ``args``; return its result for the rig host."""
@@ -125,3 +139,63 @@ def rig():
                     os.kill(int(handle.read().strip()), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
+
+
+PLAY = '''
+- name: Apply {role}
+  hosts: xen_dom0
+  gather_facts: false
+  roles:
+    - role: xenpci.passthrough.{role}
+  post_tasks:
+    - name: Hand the role's facts to the test
+      ansible.builtin.copy:
+        content: '{{{{ {facts} | to_json }}}}'
+        dest: "{out}"
+        mode: "0600"
+      delegate_to: localhost
+      check_mode: false
+      changed_when: false    # the test's own bookkeeping: not part of the role's changes
+'''
+
+
+class Run:
+    def __init__(self, process, facts):
+        self.rc = process.returncode
+        self.stdout = process.stdout
+        self.output = process.stdout + process.stderr       # failures are in both, depending on the callback
+        self.facts = facts
+        match = re.search(r'^%s\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)' % re.escape(RIG_HOST),
+                          process.stdout, re.M)
+        if match is None:
+            raise AssertionError('no recap (rc=%d):\n%s\n%s' % (process.returncode, process.stdout, process.stderr))
+        self.ok, self.changed, self.unreachable, self.failed = (int(value) for value in match.groups())
+
+    def __repr__(self):
+        return 'rc=%d ok=%d changed=%d failed=%d\n%s' % (self.rc, self.ok, self.changed, self.failed, self.output)
+
+
+@pytest.fixture
+def play(rig, tmp_path):
+    """Run a role (or a playbook of the collection) on the rig with ansible-playbook; return its recap and facts."""
+    def run(role=None, variables=None, check=False, playbook=None, facts=None):
+        out = str(tmp_path / 'facts.json')
+        if os.path.exists(out):
+            os.unlink(out)
+        if playbook is None:
+            playbook = str(tmp_path / 'play.yml')
+            with open(playbook, 'w') as handle:
+                handle.write(PLAY.format(role=role, out=out, facts=facts or '{}'))
+        argv = ['ansible-playbook', '-i', rig.inventory, playbook, '-e', json.dumps(variables or {})]
+        if check:
+            argv.extend(['--check', '--diff'])
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        process = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                 env=env, timeout=2400, check=False)
+        result = None
+        if os.path.exists(out):
+            with open(out) as handle:
+                result = json.load(handle)
+        return Run(process, result)
+    return run
+

@@ -15,11 +15,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import os
-import re
-import subprocess
-
 import pytest
 
 # Slow under emulation (each role run takes minutes on the TCG dom0): `make rig-test-full` runs them.
@@ -29,79 +24,10 @@ MGMT_NIC = '0000:00:01.0'
 E1000_A = '0000:00:03.0'
 E1000_B = '0000:00:04.0'
 XHCI = '0000:00:06.0'
-HOST = 'xenpci-rig'
 OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
 SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
 MODULES_LOAD = '/etc/modules-load.d/xen-pciback.conf'
 PERMISSIVE = '/sys/module/xen_pciback/parameters/permissive'
-
-PLAY = '''
-- name: Apply {role}
-  hosts: xen_dom0
-  gather_facts: false
-  roles:
-    - role: xenpci.passthrough.{role}
-  post_tasks:
-    - name: Hand the role's facts to the test
-      ansible.builtin.copy:
-        content: '{{{{ {facts} | to_json }}}}'
-        dest: "{out}"
-        mode: "0600"
-      delegate_to: localhost
-      check_mode: false
-      changed_when: false    # the test's own bookkeeping: not part of the role's changes
-'''
-
-
-class Run:
-    def __init__(self, process, facts):
-        self.rc = process.returncode
-        self.stdout = process.stdout
-        self.output = process.stdout + process.stderr       # failures are in both, depending on the callback
-        self.facts = facts
-        match = re.search(r'^%s\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)' % re.escape(HOST),
-                          process.stdout, re.M)
-        if match is None:
-            raise AssertionError('no recap (rc=%d):\n%s\n%s' % (process.returncode, process.stdout, process.stderr))
-        self.ok, self.changed, self.unreachable, self.failed = (int(value) for value in match.groups())
-
-    def __repr__(self):
-        return 'rc=%d ok=%d changed=%d failed=%d\n%s' % (self.rc, self.ok, self.changed, self.failed, self.output)
-
-
-@pytest.fixture
-def play(rig, tmp_path):
-    """Run a role (or a playbook of the collection) on the rig with ansible-playbook; return its recap and facts."""
-    def run(role=None, variables=None, check=False, playbook=None, facts=None):
-        out = str(tmp_path / 'facts.json')
-        if os.path.exists(out):
-            os.unlink(out)
-        if playbook is None:
-            playbook = str(tmp_path / 'play.yml')
-            with open(playbook, 'w') as handle:
-                handle.write(PLAY.format(role=role, out=out, facts=facts or '{}'))
-        argv = ['ansible-playbook', '-i', rig.inventory, playbook, '-e', json.dumps(variables or {})]
-        if check:
-            argv.extend(['--check', '--diff'])
-        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
-        process = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                 env=env, timeout=2400, check=False)
-        result = None
-        if os.path.exists(out):
-            with open(out) as handle:
-                result = json.load(handle)
-        return Run(process, result)
-    return run
-
-
-def files(rig, *paths):
-    """{path: content or None} in dom0."""
-    found = {}
-    for path in paths:
-        result = rig.ssh('cat %s' % path, check=False)
-        found[path] = result.stdout if result.returncode == 0 else None
-    return found
-
 
 @pytest.fixture
 def pristine(rig):
@@ -125,12 +51,12 @@ PCIBACK_FACTS = '{"reboot": pciback_reboot_required, "bootloader": pciback_bootl
 
 def test_pciback_role_check_mode_then_real_then_idempotent(pristine, play):
     rig = pristine
-    before = files(rig, OPTIONS_FILE, MODULES_LOAD)
+    before = rig.files(OPTIONS_FILE, MODULES_LOAD)
     permissive = rig.ssh('cat %s' % PERMISSIVE).stdout.strip()
     assert permissive == 'N'
     check = play('pciback', PCIBACK_VARS, check=True, facts=PCIBACK_FACTS)
     assert check.failed == 0 and check.changed > 0, check
-    assert files(rig, OPTIONS_FILE, MODULES_LOAD) == before
+    assert rig.files(OPTIONS_FILE, MODULES_LOAD) == before
     assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'N'
 
     real = play('pciback', PCIBACK_VARS, facts=PCIBACK_FACTS)
@@ -169,10 +95,10 @@ def test_pciback_role_softdeps(pristine, play):
 
 def test_pciback_role_refuses_a_malformed_address_before_writing(pristine, play):
     rig = pristine
-    before = files(rig, OPTIONS_FILE, MODULES_LOAD)
+    before = rig.files(OPTIONS_FILE, MODULES_LOAD)
     result = play('pciback', dict(PCIBACK_VARS, pciback_hide=['0000:82.0.0']))
     assert result.failed == 1 and 'not PCI function addresses' in result.output, result
-    assert files(rig, OPTIONS_FILE, MODULES_LOAD) == before
+    assert rig.files(OPTIONS_FILE, MODULES_LOAD) == before
 
 
 ASSIGN_FACTS = '{"selected": assign_selected, "result": assign_result}'
@@ -189,7 +115,7 @@ def test_assign_role_selects_moves_and_gives_back(pristine, play):
     assert check.failed == 0 and check.changed > 0, check
     assert check.facts['selected'] == [E1000_A, XHCI]
     assert rig.driver(E1000_A) == 'e1000' and rig.driver(XHCI) == 'xhci_hcd'
-    assert files(rig, OPTIONS_FILE)[OPTIONS_FILE] is None
+    assert rig.files(OPTIONS_FILE)[OPTIONS_FILE] is None
 
     real = play('assign', select, facts=ASSIGN_FACTS)
     assert real.failed == 0 and real.changed > 0, real
@@ -208,7 +134,7 @@ def test_assign_role_selects_moves_and_gives_back(pristine, play):
     assert back.facts['selected'] == [E1000_A, XHCI]
     assert rig.driver(E1000_A) == 'e1000' and rig.driver(XHCI) == 'xhci_hcd'
     assert assignable(rig) == []
-    assert files(rig, OPTIONS_FILE)[OPTIONS_FILE] is None                  # the hide list emptied, the file gone
+    assert rig.files(OPTIONS_FILE)[OPTIONS_FILE] is None                  # the hide list emptied, the file gone
 
 
 @pytest.mark.parametrize('variables, message', [
@@ -225,7 +151,7 @@ def test_assign_role_refusals_move_nothing(pristine, play, variables, message):
     result = play('assign', dict(variables, assign_persistent=True))
     assert result.failed == 1 and message in result.output, result
     assert rig.drivers() == before
-    assert files(rig, OPTIONS_FILE)[OPTIONS_FILE] is None
+    assert rig.files(OPTIONS_FILE)[OPTIONS_FILE] is None
 
 
 def test_assign_and_restore_playbooks(pristine, play):

@@ -177,18 +177,18 @@ def test_cmdline_true_for_a_loadable_module(tmp_path):
     assert plain['cmdline'] == [] and plain['conflicts'][0]['file'] == os.path.join(kernel.paths.proc, 'cmdline')
 
 
-@pytest.mark.parametrize('relative, text', [
-    (('etc', 'initramfs-tools', 'modules'), '# modules\nxen_pciback\n'),
-    (('etc', 'dracut.conf.d', 'xen.conf'), 'add_drivers+=" xen-pciback "\n'),
+@pytest.mark.parametrize('relative, text, tool', [
+    (('etc', 'initramfs-tools', 'modules'), '# modules\nxen_pciback\n', 'initramfs-tools'),
+    (('etc', 'dracut.conf.d', 'xen.conf'), 'add_drivers+=" xen-pciback "\n', 'dracut'),
 ])
-def test_initramfs_update_when_the_module_is_loaded_from_it(tmp_path, relative, text):
+def test_initramfs_update_when_the_module_is_loaded_from_it(tmp_path, relative, text, tool):
     kernel, host = make_host(tmp_path)
     path = kernel.paths.join(*relative)
     os.makedirs(os.path.dirname(path))
     with open(path, 'w') as handle:
         handle.write(text)
     result = apply(plan_module_params(kernel.paths, host, 'xen-pciback', {'hide': ['03:00.0']}, 'present'))
-    assert result['initramfs_update_required']
+    assert result['initramfs_update_required'] and result['initramfs_tools'] == [tool]
     assert not any('load it early' in note for note in result['notes'])
     again = plan_module_params(kernel.paths, host, 'xen-pciback', {'hide': ['03:00.0']}, 'present').result()
     assert not again['initramfs_update_required']
