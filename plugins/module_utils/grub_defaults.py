@@ -761,8 +761,9 @@ class GrubDefaults:
         for param in params:
             for value in param.values or []:
                 if value is not None and GRUB_SPECIAL.intersection(value):
-                    raise CmdlineError('the value of %s holds one of %s, which GRUB would interpret once update-grub '
-                                       'copies it into grub.cfg; refused' % (param.key, ' '.join(sorted(GRUB_SPECIAL))))
+                    raise CmdlineError('the value %r of %s holds one of %s, which GRUB would interpret once update-grub '
+                                       'copies it into grub.cfg; refused'
+                                       % (value, param.key, ' '.join(sorted(GRUB_SPECIAL))))
         files = self._load()
         own = next(grub_file for grub_file in files if grub_file.path == self.path)
         before_tokens = effective_tokens(Environment(files).target_segments(target))
