@@ -779,7 +779,8 @@ class GrubDefaults:
             if self.path == self.own_drop_in and not own_after.commands_left():
                 after = None    # the collection's own file holds nothing any more: it goes
         conflicts = self._conflicts(params, after_tokens, files_after, variable, target)
-        return GrubPlan(PlannedFile(self.path, before, after), cmdline_text(before_tokens),
+        planned = PlannedFile(self.path, before, after, own_file=self.path == self.own_drop_in)
+        return GrubPlan(planned, cmdline_text(before_tokens),
                         cmdline_text(after_tokens), conflicts, variable)
 
     def _editable(self, line_token, variable):
