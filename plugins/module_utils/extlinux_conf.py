@@ -26,6 +26,9 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.file_edit impor
 from ansible_collections.xenpci.passthrough.plugins.module_utils.kernel_cmdline import Cmdline
 
 _LINE_RE = re.compile(r'^([ \t]*)(\S+)([ \t]*)(.*?)([ \t]*)(\r?\n)?$')
+# Characters U-Boot's macro expansion of the APPEND line (``${var}``, quotes, escapes) interprets
+# before the kernel sees it; a parameter value holding one is refused for this back end.
+UBOOT_SPECIAL = set('$\'\\')
 
 
 class ExtlinuxError(Exception):
@@ -125,6 +128,10 @@ class ExtlinuxConf:
             match = None
             cmdline = Cmdline('')
         for param in params:
+            for value in param.values or []:
+                if value is not None and UBOOT_SPECIAL.intersection(value):
+                    raise ExtlinuxError('the value %r of %s holds one of %s, which U-Boot expands or removes before '
+                                        'the kernel sees it; refused' % (value, param.key, ' '.join(sorted(UBOOT_SPECIAL))))
             cmdline.apply(param)
         after_lines = list(lines)
         if cmdline.changed:

@@ -44,13 +44,19 @@ def read_text_file(path):
 
 
 class PlannedFile:
-    """The text a file has (None: missing) and the text it should have (None: remove it)."""
+    """The text a file has (None: missing) and the text it should have (None: remove it).
 
-    def __init__(self, path, before, after, mode=0o644):
+    ``own_file``: a file of the collection's own in a system directory (a modprobe.d file, the
+    GRUB drop-in); that directory may not be a symbolic link, since the collection creates it
+    when it is missing and never writes its own files through a link someone else planted.
+    """
+
+    def __init__(self, path, before, after, mode=0o644, own_file=False):
         self.path = path
         self.before = before
         self.after = after
         self.mode = mode
+        self.own_file = own_file
 
     @property
     def changed(self):
@@ -74,13 +80,16 @@ def write_planned(planned, backup=None):
     if not planned.changed:
         return None
     backup_file = None
+    directory = os.path.dirname(planned.path)
+    if planned.own_file and directory and os.path.islink(directory):
+        raise FileEditError('cannot write %s: its directory %s is a symbolic link; refusing to write through it'
+                            % (planned.path, directory))
     try:
         if backup is not None and planned.before is not None:
             backup_file = backup(planned.path)
         if planned.after is None:
             os.unlink(planned.path)
             return backup_file
-        directory = os.path.dirname(planned.path)
         if directory and not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
         atomic_write(planned.path, planned.after.encode('utf-8'), mode=planned.mode,

@@ -761,8 +761,9 @@ class GrubDefaults:
         for param in params:
             for value in param.values or []:
                 if value is not None and GRUB_SPECIAL.intersection(value):
-                    raise CmdlineError('the value of %s holds one of %s, which GRUB would interpret once update-grub '
-                                       'copies it into grub.cfg; refused' % (param.key, ' '.join(sorted(GRUB_SPECIAL))))
+                    raise CmdlineError('the value %r of %s holds one of %s, which GRUB would interpret once update-grub '
+                                       'copies it into grub.cfg; refused'
+                                       % (value, param.key, ' '.join(sorted(GRUB_SPECIAL))))
         files = self._load()
         own = next(grub_file for grub_file in files if grub_file.path == self.path)
         before_tokens = effective_tokens(Environment(files).target_segments(target))
@@ -778,7 +779,8 @@ class GrubDefaults:
             if self.path == self.own_drop_in and not own_after.commands_left():
                 after = None    # the collection's own file holds nothing any more: it goes
         conflicts = self._conflicts(params, after_tokens, files_after, variable, target)
-        return GrubPlan(PlannedFile(self.path, before, after), cmdline_text(before_tokens),
+        planned = PlannedFile(self.path, before, after, own_file=self.path == self.own_drop_in)
+        return GrubPlan(planned, cmdline_text(before_tokens),
                         cmdline_text(after_tokens), conflicts, variable)
 
     def _editable(self, line_token, variable):

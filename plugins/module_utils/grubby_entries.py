@@ -160,7 +160,8 @@ class Grubby:
                                   % (param.key, param.key))
             for value in param.values or []:
                 if value is not None and any(char in BLANKS for char in value):
-                    raise GrubbyError('grubby splits its arguments on blanks: the value of %s cannot hold one' % param.key)
+                    raise GrubbyError('grubby splits its arguments on blanks: the value %r of %s cannot hold one'
+                                      % (value, param.key))
 
     def plan(self, params):
         """A GrubbyPlan for making every entry hold ``params`` (kernel_cmdline.Param list)."""

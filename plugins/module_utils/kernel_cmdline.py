@@ -28,7 +28,7 @@ SEPARATOR = '--'
 PLACEHOLDER_FIRST = 0xE000
 PLACEHOLDER_LAST = 0xF8FF
 
-_KEY_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.\-]*$')
+_KEY_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z')
 _PLACEHOLDER_RE = re.compile(u'[\ue000-\uf8ff]')
 
 
@@ -114,9 +114,11 @@ def validate_key(key):
 
 def validate_value(key, value):
     if '"' in value:
-        raise CmdlineError('the value of %s contains a double quote, which a kernel command line cannot carry' % key)
+        raise CmdlineError('the value %r of %s contains a double quote, which a kernel command line cannot carry'
+                           % (value, key))
     if not value.isprintable():
-        raise CmdlineError('the value of %s contains a control character (a newline, a tab, ...); refused' % key)
+        raise CmdlineError('the value %r of %s contains a control character (a newline, a tab, ...); refused'
+                           % (value, key))
     return value
 
 

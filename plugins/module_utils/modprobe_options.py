@@ -72,6 +72,9 @@ def _check_text(module, param, text):
                                 % (module, param, text))
     if '"' in text:
         raise ModprobeError('%s.%s: the value %r has a double quote, which modprobe cannot pass on' % (module, param, text))
+    if text.endswith('\\'):
+        raise ModprobeError('%s.%s: the value %r ends in a backslash, which would join the next line of the file to '
+                            'the options line' % (module, param, text))
     return text
 
 
@@ -82,7 +85,7 @@ def _scalar(module, param, value):
         return str(value)
     if isinstance(value, str):
         if value == '':
-            raise ModprobeError('%s.%s has an empty value; state=absent removes a parameter' % (module, param))
+            raise ModprobeError('%s.%s: the value %r is empty; state=absent removes a parameter' % (module, param, value))
         return _check_text(module, param, value)
     raise ModprobeError('%s.%s: give a string, a number, a boolean or a list, not %r' % (module, param, value))
 
@@ -97,6 +100,8 @@ def parse_hide(value, module='xen-pciback'):
         if not isinstance(item, str):
             raise ModprobeError('%s.hide: %r is not a PCI address' % (module, item))
         text = item.strip()
+        if not text and items is value:
+            raise ModprobeError('%s.hide: the list item %r is blank; give a PCI address' % (module, item))
         if not text:
             continue
         if text.startswith('('):

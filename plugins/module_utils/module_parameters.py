@@ -259,7 +259,7 @@ def plan_module_params(paths, host, module, params, state, runtime=True, cmdline
     spelling = spelling or module
     after = [] if (state == 'absent' and not requested) else merge_params(module, current, requested, state)
     text = before if after == current else render_owned(spelling, after)
-    planned = PlannedFile(path, before, text)
+    planned = PlannedFile(path, before, text, own_file=True)
     build = module_build(paths, host, module)
     loaded = module_loaded(paths, module)
     notes = []

@@ -58,6 +58,18 @@ class PassthroughError(Exception):
         self.results = results or []
 
 
+def parse_devices(requested):
+    """The canonical addresses of ``requested``, repeats dropped; PassthroughError naming every bad entry.
+
+    Callers check a request with this before they take the host lock, whose directory and file
+    would otherwise be created for a request that is refused.
+    """
+    addresses, errors = parse_address_list(requested)
+    if errors:
+        raise PassthroughError('invalid device address: %s; nothing was changed' % '; '.join(errors))
+    return addresses
+
+
 class DevicePlan:
     """What the engine will do with one device, and the snapshot it can be put back to."""
 
@@ -127,9 +139,7 @@ class PcibackBinder:
     # ---- entry point -------------------------------------------------------------------------
     def ensure(self, requested, state, restore=True):
         """Bring ``requested`` addresses to ``state``; return a result dict (raises PassthroughError)."""
-        addresses, errors = parse_address_list(requested)
-        if errors:
-            raise PassthroughError('invalid device address: %s; nothing was changed' % '; '.join(errors))
+        addresses = parse_devices(requested)
         self._require_dom0()
         missing = [address for address in addresses if not self.sysfs.exists(address)]
         if missing:

@@ -71,7 +71,8 @@ options:
         value the kernel expects (V('on'), V('1')) or use null for a bare name.
       - A value may not hold a double quote or a control character (a newline above all). With O(backend=grub), nor
         may it hold a character GRUB's script language would interpret in C(grub.cfg) (C($), C(\), C('), backquote,
-        C(;), C(&), C(|), C(<) and C(>)). Such values are refused before anything is written.
+        C(;), C(&), C(|), C(<) and C(>)); with O(backend=extlinux), nor C($), C(') or C(\), which U-Boot's
+        expansion of the C(APPEND) line interprets. Such values are refused before anything is written.
     type: dict
     required: true
   state:

@@ -166,7 +166,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal import HostLock, JournalError
 from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import controller_address
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding import PassthroughError, open_binder
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding import (
+    PassthroughError,
+    open_binder,
+    parse_devices,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
 
 
@@ -198,6 +202,7 @@ def main():
                          quarantine=params['quarantine'], reset=params['reset'],
                          controller_address=controller_address())
     try:
+        parse_devices(params['devices'])        # a bad address is refused before the lock is created
         if module.check_mode:
             result = binder.ensure(params['devices'], params['state'], params['restore'])
         else:

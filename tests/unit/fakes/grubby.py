@@ -42,6 +42,8 @@ class FakeGrubby:
         return '/usr/sbin/%s' % name if name in self.installed else None
 
     def run(self, argv):
+        if not isinstance(argv, (list, tuple)) or not all(isinstance(arg, str) for arg in argv):
+            raise TypeError('a command is a list of arguments, never a string for a shell: %r' % (argv,))
         self.calls.append(list(argv))
         name = argv[0].rsplit('/', 1)[-1]
         if name != 'grubby':

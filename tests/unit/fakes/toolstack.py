@@ -46,6 +46,8 @@ class FakeXen:
         return None
 
     def run(self, argv):
+        if not isinstance(argv, (list, tuple)) or not all(isinstance(arg, str) for arg in argv):
+            raise TypeError('a command is a list of arguments, never a string for a shell: %r' % (argv,))
         argv = [os.path.basename(argv[0])] + list(argv[1:])
         self.calls.append(argv)
         key = ' '.join(argv[:2])

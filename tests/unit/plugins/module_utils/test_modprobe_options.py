@@ -97,7 +97,7 @@ def test_param_values(value, text):
 
 @pytest.mark.parametrize('value, message', [
     ('a"b', 'double quote'), ('a\nb', 'line break'), (u'\u00e9', 'non-ASCII'), (None, 'no value'), (1.5, 'give a string'),
-    ('', 'empty value'), ({'a': 1}, 'give a string'),
+    ('', 'is empty'), ({'a': 1}, 'give a string'),
 ])
 def test_bad_param_values(value, message):
     with pytest.raises(ModprobeError, match=message):
