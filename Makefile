@@ -35,13 +35,14 @@ TOOLS       := $(CURDIR)/tests/tools
 PYTEST_ARGS ?=
 MOLECULE_ARGS ?=
 RIG_ARGS ?=
+RELIABILITY_ARGS ?=
 SANITY_ARGS ?=
 
 # The venv's tools come first (ansible-lint and ansible-test call ansible-* by name).
 export PATH := $(BIN):$(PATH)
 unexport PYTHONPATH
 
-.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full demo bench-rig molecule-images molecule molecule-rig clean distclean
+.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
 
 help: ## Show this help
 	@echo "Targets:"
@@ -123,6 +124,10 @@ rig-test-full: venv tree ## rig-test plus the slow ones (the roles on the rig; ~
 
 demo: venv tree ## The main job on the rig: readiness, assign, restore, with xl's view (RIG_KEEP=1 keeps it up)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig tests/rig/demo
+
+reliability: venv tree ## Faults on the rig: SIGKILL loop, power cut, concurrent runs, xenstored stopped (~40 min)
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" RELIABILITY_OUT="$(BUILD)/reliability.json" \
+	    tests/rig/with-rig python tests/rig/reliability/run_reliability.py $(RELIABILITY_ARGS)
 
 bench-rig: venv tree ## Benchmark on the rig: raw sysfs writes vs one task vs an xl loop, with ratios
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig python tests/bench/bench_rig.py

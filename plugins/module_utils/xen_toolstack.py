@@ -25,6 +25,8 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address imp
 _LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
 _ESCAPE_RE = re.compile(r'\\(\\|"|[0-7]{3}|x[0-9a-fA-F]{2})')
 _DRIVERS_PREFIX = '/sys/bus/pci/drivers/'
+COMMAND_TIMEOUT = 120               # seconds; an xl command takes about one on hardware, a few under emulation
+_TIMED_OUT = (124, 137)             # coreutils timeout: stopped by SIGTERM, or by SIGKILL after --kill-after
 
 
 class ToolstackError(Exception):
@@ -39,10 +41,23 @@ class Commands:
         self.run = run
 
     @classmethod
-    def for_module(cls, module):
-        """An AnsibleModule's ``get_bin_path`` and ``run_command``, in the C locale so outputs parse."""
-        return cls(module.get_bin_path,
-                   lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
+    def for_module(cls, module, timeout=COMMAND_TIMEOUT):
+        """An AnsibleModule's ``get_bin_path`` and ``run_command``, in the C locale so outputs parse.
+
+        Each command is stopped after ``timeout`` seconds (through coreutils' ``timeout`` where it is installed):
+        xl and the xenstore tools wait for xenstored forever, and a run must end with an error instead.
+        """
+        limiter = module.get_bin_path('timeout')
+
+        def run(argv):
+            argv = list(argv)
+            limited = [limiter, '--kill-after=10', str(timeout)] + argv if limiter else argv
+            rc, out, err = module.run_command(limited, environ_update={'LANG': 'C', 'LC_ALL': 'C'})
+            if limiter and rc in _TIMED_OUT:
+                err = ('%s did not finish within %d s and was stopped (xl and the xenstore tools wait for xenstored: '
+                       'is it running?) %s' % (argv[0].rsplit('/', 1)[-1], timeout, err)).strip()
+            return rc, out, err
+        return cls(module.get_bin_path, run)
 
 
 def _unescape(value):
