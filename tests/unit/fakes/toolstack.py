@@ -107,7 +107,7 @@ class FakeXen:
             if self.kernel.arch == 'x86_64':
                 caps = 'pv hvm hvm_directio pv_directio hap shadow' if self.directio else 'pv hvm hap shadow'
             else:       # what Xen 4.17 on arm64 prints (hvm_directio with an IOMMU)
-                caps = 'hvm hvm_directio hap iommu_hap_pt_share gnttab-v1' if self.directio else 'hvm hap gnttab-v1'
+                caps = 'hvm hvm_directio hap vpmu iommu_hap_pt_share gnttab-v1' if self.directio else 'hvm hap vpmu gnttab-v1'
             return 0, 'host : dom0\nrelease : %s\nvirt_caps : %s\nxen_major : 4\n' % (self.kernel.release, caps), ''
         if command == 'pci-assignable-list':
             if not self.kernel.pciback_loaded():

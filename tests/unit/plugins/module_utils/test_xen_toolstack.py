@@ -85,7 +85,7 @@ def test_quarantine_capability_from_xl_info(caps, capable):
 
 
 @pytest.mark.parametrize('arch, version, caps, capable', [
-    ('aarch64', (4, 17), 'hvm hap gnttab-v1', False),                                   # the arm64 rig
+    ('aarch64', (4, 17), 'hvm hap vpmu gnttab-v1', False),                              # the arm64 rig
     ('aarch64', (4, 17), 'hvm hvm_directio hap iommu_hap_pt_share gnttab-v1', False),   # an SMMU, still no PCI
     ('aarch64', (4, 21), 'hvm hvm_directio hap iommu_hap_pt_share gnttab-v1', True),
     ('aarch64', (4, 21), 'hvm hap gnttab-v1', False),
