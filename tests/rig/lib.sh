@@ -66,7 +66,8 @@ rig_arch_images() {
 rig_image_in_use() {
     local cmdline
     for cmdline in /proc/[0-9]*/cmdline; do
-        tr '\0' ' ' < "$cmdline" 2>/dev/null | grep -q "qemu-system.*$1/" && return 0
+        # (a process may be gone between the glob and the read)
+        { tr '\0' ' ' < "$cmdline"; } 2>/dev/null | grep -q "qemu-system.*$1/" && return 0
     done
     return 1
 }
