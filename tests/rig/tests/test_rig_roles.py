@@ -124,6 +124,7 @@ def pciback_vars(rig, **more):
 def hide_words(*addresses):
     return 'hide=%s' % ''.join('(%s)' % address for address in addresses)
 
+
 PCIBACK_FACTS = '{"reboot": pciback_reboot_required, "bootloader": pciback_bootloader_update_required}'
 
 
