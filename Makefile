@@ -37,12 +37,15 @@ MOLECULE_ARGS ?=
 RIG_ARGS ?=
 RELIABILITY_ARGS ?=
 SANITY_ARGS ?=
+# The rig's architecture: x86_64 or aarch64 (make rig-test RIG_ARCH=aarch64)
+RIG_ARCH ?= x86_64
+export RIG_ARCH
 
 # The venv's tools come first (ansible-lint and ansible-test call ansible-* by name).
 export PATH := $(BIN):$(PATH)
 unexport PYTHONPATH
 
-.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
+.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full rig-smoke rig-test-arm rig-smoke-arm demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
 
 help: ## Show this help
 	@echo "Targets:"
@@ -116,11 +119,20 @@ bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make 
 	    PYTHONPATH="$(COLLECTIONS)" PYTHONDONTWRITEBYTECODE=1 "$(BIN)/python" "$$script"; \
 	done
 
-rig-test: venv tree ## Integration tests on the Xen rig: dom0 booted in QEMU (~12 min cold)
+rig-test: venv tree ## Integration tests on the Xen rig: dom0 booted in QEMU (~12 min cold; RIG_ARCH=aarch64: arm64 rig)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests $(RIG_ARGS)
 
 rig-test-full: venv tree ## rig-test plus the slow ones (the roles on the rig; ~45 min)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests --full $(RIG_ARGS)
+
+rig-smoke: venv tree ## The rig's smoke tests: boot, xen-pciback, one assign and give back (RIG_ARCH as rig-test)
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests --smoke $(RIG_ARGS)
+
+rig-test-arm: ## rig-test on the arm64 rig (Xen 4.17 on arm64 under TCG)
+	@$(MAKE) rig-test RIG_ARCH=aarch64
+
+rig-smoke-arm: ## rig-smoke on the arm64 rig
+	@$(MAKE) rig-smoke RIG_ARCH=aarch64
 
 demo: venv tree ## The main job on the rig: readiness, assign, restore, with xl's view (RIG_KEEP=1 keeps it up)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig tests/rig/demo

@@ -16,6 +16,11 @@ libxl's ``driver_path`` in xenstore), unbind it from that driver, add a pciback 
 pciback, then let xl quarantine it in the hypervisor. Releasing (``xl pci-assignable-remove -r``
 order): de-quarantine (xl), unbind from pciback, remove the slot, clear a ``driver_override``
 left at pciback, bind the recorded driver.
+
+A hypervisor that cannot pass PCI devices through (no IOMMU; Xen on Arm before 4.21) cannot
+quarantine either: then dom0's part is done all the same, nothing is sent to xl, and the result's
+``hypervisor_limit`` says what Xen lacks. A quarantine refused where Xen claimed it could is an
+error on x86 (the batch is put back); elsewhere it is taken as that same limit.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -40,7 +45,11 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory i
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PCIBACK, read_text
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import PCIBACK_MODULE, pciback_symbol
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import ToolstackError, driver_from_path
+from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import (
+    QuarantineRefused,
+    ToolstackError,
+    driver_from_path,
+)
 
 ACTION_BIND = 'bind'
 ACTION_ADOPT = 'adopt'
@@ -132,6 +141,7 @@ class PcibackBinder:
         self.reset = reset
         self.controller_address = controller_address
         self.notes = []
+        self.hypervisor_limit = None
         self._boot_id = host.boot_id()
         self._quarantine_capable = None
         self._records = {}
@@ -157,6 +167,8 @@ class PcibackBinder:
         plans = [self._plan(address, target, give_back, journal.get(address), records, slots)
                  for address, target, give_back in targets]
         self._refuse_unsafe(plans, addresses, records)
+        if state == 'present' and self.quarantine and self.toolstack is not None:
+            self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
         work = [plan for plan in plans if plan.action != ACTION_NONE]
         if work and not self.check_mode:
             if not pciback_loaded and any(plan.target == 'present' for plan in work):
@@ -170,6 +182,7 @@ class PcibackBinder:
             'changed': bool(work),
             'devices': [plan.result() for plan in plans],
             'notes': self.notes,
+            'hypervisor_limit': self.hypervisor_limit,
         }
 
     # ---- checks before anything is touched ---------------------------------------------------
@@ -263,7 +276,16 @@ class PcibackBinder:
             self._quarantine_capable = capable
             if reason:
                 self.notes.append(reason)
+                if not capable:
+                    self.hypervisor_limit = reason
         return self._quarantine_capable
+
+    def _quarantine_refused(self, exc):
+        """Xen refused to quarantine (no PCI passthrough in this build): quarantine nothing more in this run."""
+        self._quarantine_capable = False
+        if self.hypervisor_limit is None:
+            self.hypervisor_limit = str(exc)
+            self.notes.append(str(exc))
 
     def _refuse_unsafe(self, plans, requested, records):
         refusals = []
@@ -419,7 +441,12 @@ class PcibackBinder:
         if not self._can_quarantine():
             plan.quarantined = False
             return
-        self.toolstack.assignable_add(plan.pci_address)
+        try:
+            self.toolstack.assignable_add(plan.pci_address)
+        except QuarantineRefused as exc:
+            self._quarantine_refused(exc)
+            plan.quarantined = False
+            return
         plan.quarantined = plan.quarantined_here = True
 
     def _release_from_pciback(self, plan):
@@ -427,10 +454,13 @@ class PcibackBinder:
         address = plan.address
         if plan.driver_before == PCIBACK and self.quarantine and self.toolstack is not None and self._can_quarantine():
             # xl de-quarantines only what Xen holds; add first (idempotent) unless this boot's journal says so.
-            if (plan.entry or {}).get('quarantined_boot') != self._boot_id:
-                self.toolstack.assignable_add(plan.pci_address)
-            self.toolstack.assignable_remove(plan.pci_address)
-            plan.dequarantined_here = True
+            try:
+                if (plan.entry or {}).get('quarantined_boot') != self._boot_id:
+                    self.toolstack.assignable_add(plan.pci_address)
+                self.toolstack.assignable_remove(plan.pci_address)
+                plan.dequarantined_here = True
+            except QuarantineRefused as exc:
+                self._quarantine_refused(exc)     # nothing quarantined to undo: sysfs does the rest
         if self.sysfs.driver(address) == PCIBACK:
             self.sysfs.unbind(address, PCIBACK)
         if address in self.sysfs.pciback_slots():
@@ -529,7 +559,7 @@ def open_binder(paths, commands, sysfs=None, uname=None, **options):
     host = XenHost(paths, uname=uname)
     toolstack = None
     if host.is_dom0() and host.xenstored_running():
-        candidate = XenToolstack(commands, host.xen_version_tuple())
+        candidate = XenToolstack(commands, host.xen_version_tuple(), host.arch)
         if candidate.available():
             toolstack = candidate
     binder = PcibackBinder(paths, host, sysfs or PciSysfs(paths), DriverJournal(paths), toolstack, commands, **options)

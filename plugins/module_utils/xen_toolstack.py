@@ -21,6 +21,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_xenstore_key
+from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import is_x86
 
 _LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
 _ESCAPE_RE = re.compile(r'\\(\\|"|[0-7]{3}|x[0-9a-fA-F]{2})')
@@ -29,8 +30,18 @@ COMMAND_TIMEOUT = 120               # seconds; an xl command takes about one on 
 _TIMED_OUT = (124, 137)             # coreutils timeout: stopped by SIGTERM, or by SIGKILL after --kill-after
 
 
+# Xen on Arm passes no PCI device through before 4.21 (Arm's vPCI is off; 4.21 brings it as an
+# experimental build option), whatever ``xl info`` says about an IOMMU.
+ARM_PCI_PASSTHROUGH_SINCE = (4, 21)
+_QUARANTINE_FAILED = 'failed to quarantine'
+
+
 class ToolstackError(Exception):
     """A toolstack command failed; the message carries its output."""
+
+
+class QuarantineRefused(ToolstackError):
+    """``xl pci-assignable-add`` did dom0's part but Xen, built without PCI passthrough, refused to quarantine."""
 
 
 class Commands:
@@ -87,8 +98,10 @@ def driver_from_path(path):
 class XenToolstack:
     """xenstore and xl, for one dom0 whose xenstored is known to run."""
 
-    def __init__(self, commands, xen_version=None):
+    def __init__(self, commands, xen_version=None, arch=None):
         self.commands = commands
+        self.xen_version = xen_version
+        self.arch = arch
         self.libxl_base = '/libxl/pciback' if xen_version is not None and xen_version < (4, 15) else '/libxl/pci'
         self._paths = {}
 
@@ -163,22 +176,43 @@ class XenToolstack:
         for address in addresses:
             self._run(['xenstore-rm', self.record_path(address.xenstore_key, 'driver_path')], allow_missing_path=True)
 
+    def _non_x86(self):
+        return self.arch is not None and not is_x86(self.arch)
+
+    def no_pci_passthrough(self, detail):
+        """What a Xen that cannot pass PCI devices through lacks, and what the task did all the same."""
+        return ('Xen%s on %s has no PCI passthrough support (%s): the devices are held by pciback in dom0 and '
+                'listed by xl pci-assignable-list, but Xen does not quarantine them and cannot give them to a guest'
+                % (' %d.%d' % self.xen_version if self.xen_version else '', self.arch or 'this host', detail))
+
     def quarantine_capable(self):
-        """(capable, reason): whether Xen can quarantine PCI devices, from ``xl info``'s virt_caps."""
+        """(capable, reason): whether Xen can quarantine PCI devices, from ``xl info``'s virt_caps and the arch."""
         out = self._run(['xl', 'info'])
         caps = ''
         for line in out.splitlines():
             if line.split(':', 1)[0].strip() == 'virt_caps':
-                caps = line.split(':', 1)[1]
+                caps = line.split(':', 1)[1].strip()
+        if self._non_x86() and self.xen_version is not None and self.xen_version < ARM_PCI_PASSTHROUGH_SINCE:
+            return False, self.no_pci_passthrough('Arm has it from Xen %d.%d on, as an experimental build option'
+                                                  % ARM_PCI_PASSTHROUGH_SINCE)
         if 'directio' in caps:
             return True, None
         return False, ('Xen reports no PCI passthrough support (virt_caps: %s): no IOMMU, or a '
                        'hypervisor built without PCI passthrough; devices are held by pciback but '
-                       'not quarantined' % (caps.strip() or 'none'))
+                       'not quarantined' % (caps or 'none'))
 
     def assignable_add(self, address):
-        """``xl pci-assignable-add``: on a device already bound to pciback it only quarantines it."""
-        self._run(['xl', 'pci-assignable-add', str(address)])
+        """``xl pci-assignable-add``: on a device already bound to pciback it only quarantines it.
+
+        Off x86, a Xen built without PCI passthrough makes xl fail at the quarantine, after it did
+        dom0's part: that raises QuarantineRefused. On x86 a refused quarantine stays an error.
+        """
+        rc, out, err = self.commands.run([self._tool('xl'), 'pci-assignable-add', str(address)])
+        if rc != 0:
+            text = (err or out).strip()
+            if self._non_x86() and _QUARANTINE_FAILED in text:
+                raise QuarantineRefused(self.no_pci_passthrough('xl pci-assignable-add %s: %s' % (address, text)))
+            raise ToolstackError('xl pci-assignable-add %s failed (rc=%d): %s' % (address, rc, text))
 
     def assignable_remove(self, address):
         """``xl pci-assignable-remove`` without ``-r``: de-quarantine, unbind from pciback, remove its slot."""

@@ -22,6 +22,9 @@ description:
     module gives back a device C(xl pci-assignable-add) assigned.
   - O(state=absent) undoes it in xl's order (de-quarantine, unbind from pciback, remove the slot), clears a
     C(driver_override) left at pciback and binds the recorded driver again.
+  - On a hypervisor that cannot pass PCI devices through (no IOMMU; Xen on Arm before 4.21, such as Debian 12's
+    arm64 Xen 4.17, where C(xl pci-assignable-add) fails to quarantine) the task still does dom0's part and
+    says in RV(hypervisor_limit) what Xen lacks; it neither fails nor reports the devices as quarantined.
   - A failure part-way through a batch puts the devices already moved back as they were. A run interrupted
     (killed, power cut) is finished by the next run from the journal. Concurrent runs on one host wait for each other.
   - Refuses, unless O(force=true), a device the host needs (default route, the connection to the controller,
@@ -159,6 +162,19 @@ notes:
   returned: always
   type: list
   elements: str
+hypervisor_limit:
+  description:
+    - What the hypervisor lacks for PCI passthrough, when it lacks something (no IOMMU; Xen on Arm before 4.21,
+      which has no PCI passthrough support); null when Xen quarantines devices, or when it was not asked (no
+      toolstack, O(quarantine=false), nothing to give back).
+    - dom0's part is done all the same (devices held by pciback, original drivers recorded for C(xl)); the devices
+      are then not quarantined (RV(devices[].quarantined) is false) and no guest can be given them on this host.
+  returned: always
+  type: str
+  sample: >-
+    Xen 4.17 on aarch64 has no PCI passthrough support (Arm has it from Xen 4.21 on, as an experimental build
+    option): the devices are held by pciback in dom0 and listed by xl pci-assignable-list, but Xen does not
+    quarantine them and cannot give them to a guest
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -209,9 +225,9 @@ def main():
             with HostLock(paths, timeout=params['lock_timeout']):
                 result = binder.ensure(params['devices'], params['state'], params['restore'])
     except PassthroughError as exc:
-        module.fail_json(msg=str(exc), devices=exc.results, notes=binder.notes)
+        module.fail_json(msg=str(exc), devices=exc.results, notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     except JournalError as exc:
-        module.fail_json(msg=str(exc), devices=[], notes=binder.notes)
+        module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     if module._diff:
         result['diff'] = _diff(result['devices'])
     module.exit_json(**result)

@@ -211,7 +211,10 @@ host:
       description: Running kernel release.
       type: str
     xen:
-      description: V(hypervisor), V(dom0), V(version), V(xenstored_running), V(quarantine_capable) (from C(xl info)), V(quarantine_note).
+      description:
+        - V(hypervisor), V(dom0), V(version), V(xenstored_running), V(quarantine_capable) (from C(xl info); false on
+          Xen on Arm before 4.21, which has no PCI passthrough support), V(quarantine_note) (what Xen lacks, when
+          V(quarantine_capable) is false).
       type: dict
     pciback:
       description: >-

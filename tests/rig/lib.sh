@@ -1,18 +1,21 @@
 # Shared settings and helpers for the Xen test rig scripts (build-image, boot,
 # stop, ssh-dom0). Sourced, never executed.
 #
+# One rig per architecture, chosen by RIG_ARCH (x86_64, the default, or aarch64).
 # Layout outside the work tree (override the root with RIG_CACHE_DIR):
 #   $RIG_CACHE_DIR/
-#     debs/                 .deb download cache shared by all builds
-#     image-<hash>/         one finished image per version of the build scripts
+#     debs/                 .deb download cache shared by all builds (names carry the arch)
+#     image-<hash>/         x86_64: one finished image per version of the build scripts
+#     image-aarch64-<hash>/ aarch64: the same for the arm64 rig
 #       image.raw           ext4 root filesystem (label "root"), kept pristine
-#       xen                 the hypervisor, gunzipped (multiboot kernel)
+#       xen                 the hypervisor (x86_64: gunzipped, a multiboot kernel)
 #       vmlinuz, initrd.img dom0 kernel and initramfs
 #       config              the dom0 kernel's /boot/config-*
 #       id_ed25519{,.pub}   SSH key pair authorised for root in the image
 #       manifest.txt        package versions, build date, mirror
 #       DONE                written last: the image is complete
-#     run/                  state of the running rig (override with RIG_RUN_DIR)
+#     run/                  x86_64: state of the running rig (override with RIG_RUN_DIR)
+#     run-aarch64/          aarch64: the same for the arm64 rig
 #       overlay.qcow2       copy-on-write disk backed by image.raw
 #       qemu.pid serial.log qemu.log monitor.sock
 #       inventory.ini rig.env
@@ -21,20 +24,52 @@
 
 RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG_CACHE_DIR=${RIG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xenpci-rig}
-RIG_RUN_DIR=${RIG_RUN_DIR:-$RIG_CACHE_DIR/run}
+RIG_ARCH=${RIG_ARCH:-x86_64}
 
 log() { printf '[rig %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Per architecture: Debian's name for it, and the suffix of the cache entries
+# (none for x86_64, so its image and run directories keep their names).
+case "$RIG_ARCH" in
+    x86_64)  RIG_DEB_ARCH=amd64 RIG_SUFFIX= ;;
+    aarch64) RIG_DEB_ARCH=arm64 RIG_SUFFIX=-aarch64 ;;
+    *) die "RIG_ARCH must be x86_64 or aarch64, not '$RIG_ARCH'" ;;
+esac
+RIG_RUN_DIR=${RIG_RUN_DIR:-$RIG_CACHE_DIR/run$RIG_SUFFIX}
+export RIG_ARCH RIG_DEB_ARCH
 
 # The image is keyed by a hash of the files that decide its content: editing
 # build-image (or this file) gives a new image directory; anything else reuses
 # the cached one.
 rig_image_hash() {
-    cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" | sha256sum | cut -c1-16
+    { cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh"; echo "$RIG_ARCH"; } | sha256sum | cut -c1-16
 }
 
 rig_image_dir() {
-    printf '%s/image-%s\n' "$RIG_CACHE_DIR" "$(rig_image_hash)"
+    printf '%s/image%s-%s\n' "$RIG_CACHE_DIR" "$RIG_SUFFIX" "$(rig_image_hash)"
+}
+
+# The image directories of this architecture only (x86_64: image-<16 hex digits>;
+# aarch64: image-aarch64-<16 hex digits>): what a build may replace.
+rig_arch_images() {
+    local dir name
+    for dir in "$RIG_CACHE_DIR"/image"$RIG_SUFFIX"-*; do
+        [ -d "$dir" ] || continue
+        name=${dir##*/image"$RIG_SUFFIX"-}
+        [[ $name =~ ^[0-9a-f]{16}$ ]] && echo "$dir"
+    done
+}
+
+# Is a running QEMU using the image directory $1 (its kernel or disk is on the
+# command line)? Such an image is never removed.
+rig_image_in_use() {
+    local cmdline
+    for cmdline in /proc/[0-9]*/cmdline; do
+        # (a process may be gone between the glob and the read)
+        { tr '\0' ' ' < "$cmdline"; } 2>/dev/null | grep -q "qemu-system.*$1/" && return 0
+    done
+    return 1
 }
 
 # Install Debian packages on the host, only those that are missing.

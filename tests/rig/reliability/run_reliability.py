@@ -225,6 +225,8 @@ def main():
     parser.add_argument('--phases', default='kill,power-cut,concurrent,xenstored')
     parser.add_argument('--out', default=os.environ.get('RELIABILITY_OUT', 'reliability.json'))
     args = parser.parse_args()
+    if os.environ.get('RIG_ARCH', 'x86_64') != 'x86_64':
+        raise SystemExit('the reliability run uses the eight e1000 functions of the x86_64 rig (RIG_ARCH=x86_64)')
     if not all_on(ORIGINAL):
         ansible_module('absent')
         if not all_on(ORIGINAL):

@@ -9,8 +9,13 @@ The tests talk to the rig the way users do: ``ansible`` runs the collection's mo
 (the collection comes from ``ANSIBLE_COLLECTIONS_PATH``, which the Makefile points at its build
 tree), and plain SSH runs ``xl`` and reads sysfs in dom0 to judge the result.
 
+The same tests run on both rigs: ``RIG_ARCH`` (``x86_64``, the default, or ``aarch64``) picks the
+rig, and the PCI addresses of its devices come from the rig's ``rig.env`` by role (``Rig.nics``,
+``Rig.xhci``, ...), never from the tests.
+
 Environment:
-  RIG_REUSE=1   use a rig that is already running (``tests/rig/boot`` by hand) and leave it running
+  RIG_ARCH=aarch64  the arm64 rig (default x86_64)
+  RIG_REUSE=1       use a rig that is already running (``tests/rig/boot`` by hand) and leave it running
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,6 +41,8 @@ REPO = os.path.dirname(os.path.dirname(RIG_DIR))
 def pytest_configure(config):
     config.addinivalue_line('markers', 'rig: needs the Xen rig (a dom0 booted in QEMU)')
     config.addinivalue_line('markers', 'slow: takes many minutes on the emulated rig (make rig-test-full)')
+    config.addinivalue_line('markers', 'smoke: the short selection: the rig boots, xen-pciback is there, one assign '
+                                       'and restore (make rig-smoke)')
 
 
 def _read_env(path):
@@ -48,18 +55,49 @@ def _read_env(path):
     return values
 
 
+def rig_arch():
+    return os.environ.get('RIG_ARCH') or 'x86_64'
+
+
+def _run_dir(arch):
+    """The rig's run directory, as tests/rig/lib.sh names it."""
+    if os.environ.get('RIG_RUN_DIR'):
+        return os.environ['RIG_RUN_DIR']
+    cache = os.environ.get('RIG_CACHE_DIR') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'xenpci-rig')
+    return os.path.join(cache, 'run' if arch == 'x86_64' else 'run-' + arch)
+
+
 class Rig:
-    """A booted rig: ``ssh`` runs a command in dom0, ``module`` runs a collection module through ansible."""
+    """A booted rig: ``ssh`` runs a command in dom0, ``module`` runs a collection module through ansible.
+
+    Its devices by role, as PCI addresses in dom0 (from rig.env): ``mgmt_nic`` and ``root_disk``
+    (None where they are not PCI devices, as on the arm64 rig), ``nics`` (single-function e1000s),
+    ``multifunction`` (the functions of one e1000), ``xhci``, ``bridges``, ``candidates``.
+    ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through.
+    """
 
     def __init__(self, env):
         self.env = env
         self.inventory = env['RIG_INVENTORY']
         self.host = RIG_HOST
+        self.arch = env.get('RIG_ARCH') or 'x86_64'
+        self.mgmt_nic = env.get('RIG_PCI_MGMT_NIC') or None
+        self.root_disk = env.get('RIG_PCI_ROOT_DISK') or None
+        self.nics = self._list('RIG_PCI_NICS')
+        self.multifunction = self._list('RIG_PCI_MULTIFUNCTION')
+        self.xhci = env.get('RIG_PCI_XHCI') or None
+        self.bridges = self._list('RIG_PCI_BRIDGES')
+        self.candidates = self._list('RIG_PCI_CANDIDATES')
+        self.xen_passthrough = env.get('RIG_XEN_PASSTHROUGH') == 'yes'
+
+    def _list(self, key):
+        return (self.env.get(key) or '').split()
 
     def ssh(self, command, check=True, timeout=300):
         argv = [os.path.join(RIG_DIR, 'ssh-dom0'), command]
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                timeout=timeout, check=False)
+                                env=dict(os.environ, RIG_ARCH=self.arch), timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s'
                                  % (result.returncode, command, result.stdout, result.stderr))
@@ -108,31 +146,32 @@ class Rig:
         return document
 
 
-def _qemu_missing_reason():
-    if shutil.which('qemu-system-x86_64') is None and shutil.which('apt-get') is None:
-        return 'qemu-system-x86_64 is not installed and cannot be installed here (no apt-get)'
+def _qemu_missing_reason(arch):
+    qemu = 'qemu-system-' + arch
+    if shutil.which(qemu) is None and shutil.which('apt-get') is None:
+        return '%s is not installed and cannot be installed here (no apt-get)' % qemu
     return None
 
 
 @pytest.fixture(scope='session')
 def rig():
-    reason = _qemu_missing_reason()
+    arch = rig_arch()
+    reason = _qemu_missing_reason(arch)
     if reason:
         pytest.skip(reason)
-    run_dir = os.environ.get('RIG_RUN_DIR') or os.path.join(
-        os.environ.get('RIG_CACHE_DIR') or os.path.join(os.environ.get('XDG_CACHE_HOME') or
-                                                        os.path.expanduser('~/.cache'), 'xenpci-rig'), 'run')
+    run_dir = _run_dir(arch)
     reuse = os.environ.get('RIG_REUSE') == '1'
     if not reuse:
         started = time.time()
-        subprocess.run([os.path.join(RIG_DIR, 'boot')], check=True, stdout=subprocess.DEVNULL)
-        print('rig booted in %.0f s' % (time.time() - started))
+        subprocess.run([os.path.join(RIG_DIR, 'boot')], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, RIG_ARCH=arch))
+        print('%s rig booted in %.0f s' % (arch, time.time() - started))
     env = _read_env(os.path.join(run_dir, 'rig.env'))
     try:
         yield Rig(env)
     finally:
         if not reuse:
-            subprocess.run([os.path.join(RIG_DIR, 'stop')], check=False)
+            subprocess.run([os.path.join(RIG_DIR, 'stop')], check=False, env=dict(os.environ, RIG_ARCH=arch))
             pid_file = env.get('RIG_QEMU_PID_FILE', os.path.join(run_dir, 'qemu.pid'))
             try:
                 with open(pid_file) as handle:

@@ -5,6 +5,8 @@
 
 """The collection against a real Xen dom0: real xen-pciback, real xl and xenstored, emulated PCI devices.
 
+The same tests run on the x86_64 rig (xen-pciback as PV backend, Xen with an IOMMU) and on the
+arm64 rig (xen-pciback as stub, Xen without PCI support); the devices come from the rig by role.
 Each test leaves the rig as it found it (devices on their own drivers), so they can run in any order.
 """
 
@@ -16,12 +18,11 @@ import pytest
 
 pytestmark = pytest.mark.rig
 
-MGMT_NIC = '0000:00:01.0'
-ROOT_DISK = '0000:00:02.0'
-E1000_A = '0000:00:03.0'
-E1000_B = '0000:00:04.0'
-XHCI = '0000:00:06.0'
-BRIDGE = '0000:00:08.0'
+PCIBACK = {
+    'x86_64': dict(variant='pv_backend', kconfig_symbol='CONFIG_XEN_PCIDEV_BACKEND'),
+    'aarch64': dict(variant='stub', kconfig_symbol='CONFIG_XEN_PCIDEV_STUB'),
+}
+OTHER_SYMBOL = {'x86_64': 'CONFIG_XEN_PCIDEV_STUB', 'aarch64': 'CONFIG_XEN_PCIDEV_BACKEND'}
 
 
 def assignable(rig):
@@ -32,79 +33,195 @@ def by_address(result):
     return dict((device['address'], device) for device in result['devices'])
 
 
+def interface_of(rig, address):
+    return rig.ssh('ls /sys/bus/pci/devices/%s/net' % address).stdout.split()[0]
+
+
 @pytest.fixture
 def clean(rig):
     """Devices back on their drivers after the test, whatever it did."""
     yield rig
-    rig.module('pci_assignable', {'devices': [E1000_A, E1000_B, XHCI], 'state': 'absent', 'force': True})
+    rig.module('pci_assignable', {'devices': rig.nics + [rig.xhci], 'state': 'absent', 'force': True})
 
 
+@pytest.mark.smoke
 def test_pci_info_sees_the_rig(rig):
     result = rig.module('pci_info', {})
     assert result['changed'] is False
     devices = by_address(result)
-    assert devices[E1000_A]['driver'] == 'e1000' and devices[E1000_A]['vendor_id'] == '8086'
-    assert devices[XHCI]['driver'] == 'xhci_hcd'
-    assert any('default route' in reason for reason in devices[MGMT_NIC]['host_needs'])
-    assert devices[ROOT_DISK]['host_needs'] == ['holds the root file system']
-    assert devices[BRIDGE]['bridge'] is True
-    assert devices['0000:00:05.0']['multifunction'] is True
+    nic_a = rig.nics[0]
+    assert devices[nic_a]['driver'] == 'e1000' and devices[nic_a]['vendor_id'] == '8086'
+    assert devices[rig.xhci]['driver'] == 'xhci_hcd'
+    assert devices[rig.multifunction[0]]['multifunction'] is True
+    for address in rig.candidates:
+        assert devices[address]['driver'] is not None, devices[address]
+        assert devices[address]['host_needs'] == [], devices[address]
+    if rig.mgmt_nic:
+        assert any('default route' in reason for reason in devices[rig.mgmt_nic]['host_needs'])
+    else:   # a virtio-mmio NIC: not a PCI device, nothing on the PCI bus carries the route
+        assert not any('default route' in reason for device in devices.values() for reason in device['host_needs'])
+    if rig.root_disk:
+        assert devices[rig.root_disk]['host_needs'] == ['holds the root file system']
+    for bridge in rig.bridges:
+        assert devices[bridge]['bridge'] is True
     host = result['host']
-    assert host['arch'] == 'x86_64'
+    assert host['arch'] == rig.arch
     assert host['xen']['dom0'] is True and host['xen']['version'].startswith('4.17')
-    assert host['xen']['quarantine_capable'] is True
-    assert host['pciback'] == dict(host['pciback'], build='module', loaded=True, variant='pv_backend',
-                                   kconfig_symbol='CONFIG_XEN_PCIDEV_BACKEND')
-    assert host['problems'] == []
+    assert host['pciback'] == dict(host['pciback'], build='module', loaded=True, **PCIBACK[rig.arch])
+    assert host['xen']['quarantine_capable'] is rig.xen_passthrough
+    if rig.xen_passthrough:
+        assert host['problems'] == []
+    else:
+        assert 'PCI passthrough' in host['xen']['quarantine_note']
+        assert host['problems'] == [host['xen']['quarantine_note']]
 
 
+@pytest.mark.smoke
+def test_pciback_is_the_module_this_arch_builds(rig):
+    """xen-pciback is loaded from the module the arch's Kconfig symbol builds (the stub on arm64)."""
+    config = rig.ssh('grep -E "^CONFIG_XEN_PCI(DEV)?_(BACKEND|STUB)=" /boot/config-$(uname -r)').stdout.split()
+    assert '%s=m' % PCIBACK[rig.arch]['kconfig_symbol'] in config
+    assert not [line for line in config if line.startswith(OTHER_SYMBOL[rig.arch] + '=')]
+    assert rig.ssh('test -d /sys/module/xen_pciback && test -d /sys/bus/pci/drivers/pciback').returncode == 0
+
+
+def test_kernel_config_check_mode_knows_the_symbol_of_the_arch(rig):
+    found = rig.module('kernel_config', {'mode': 'check_running'}, check=True)
+    symbol = PCIBACK[rig.arch]['kconfig_symbol']
+    assert found['failed'] is False and found['changed'] is False
+    assert found['present'] == {symbol: 'm'} and found['missing'] == []
+    wrong = rig.module('kernel_config', {'mode': 'check_running', 'options': [OTHER_SYMBOL[rig.arch]]}, check=True)
+    assert wrong['failed'] is True
+    assert OTHER_SYMBOL[rig.arch] in wrong['msg'] and symbol in wrong['msg'], wrong['msg']
+
+
+@pytest.mark.smoke
 def test_assign_two_nics_in_one_task_then_give_them_back(clean):
     rig = clean
-    check = rig.module('pci_assignable', {'devices': [E1000_A, '00:04.0']}, check=True)
-    assert check['changed'] is True and rig.driver(E1000_A) == 'e1000'
-    result = rig.module('pci_assignable', {'devices': [E1000_A, '00:04.0']}, diff=True)
+    nic_a, nic_b = rig.nics[:2]
+    short_b = nic_b[len('0000:'):]
+    check = rig.module('pci_assignable', {'devices': [nic_a, short_b]}, check=True)
+    assert check['changed'] is True and rig.driver(nic_a) == 'e1000'
+    result = rig.module('pci_assignable', {'devices': [nic_a, short_b]}, diff=True)
     assert result['changed'] is True, result
-    assert assignable(rig) == [E1000_A, E1000_B]
-    assert rig.driver(E1000_A) == rig.driver(E1000_B) == 'pciback'
-    again = rig.module('pci_assignable', {'devices': [E1000_A, E1000_B]})
+    devices = by_address(result)
+    for address in (nic_a, nic_b):
+        assert devices[address]['original_driver'] == 'e1000'
+        assert devices[address]['quarantined'] is rig.xen_passthrough
+    if rig.xen_passthrough:
+        assert result['hypervisor_limit'] is None
+    else:   # dom0's part is done; the result says what Xen lacks
+        assert 'PCI passthrough' in result['hypervisor_limit'], result
+    assert assignable(rig) == [nic_a, nic_b]
+    assert rig.driver(nic_a) == rig.driver(nic_b) == 'pciback'
+    driver_path = rig.ssh('xenstore-read /libxl/pci/%s/driver_path' % nic_a.replace(':', '-').replace('.', '-'))
+    assert driver_path.stdout.strip() == '/sys/bus/pci/drivers/e1000'
+    again = rig.module('pci_assignable', {'devices': [nic_a, nic_b]})
     assert again['changed'] is False
-    back = rig.module('pci_assignable', {'devices': [E1000_A, E1000_B], 'state': 'absent'})
+    back = rig.module('pci_assignable', {'devices': [nic_a, nic_b], 'state': 'absent'})
     assert back['changed'] is True
-    assert rig.driver(E1000_A) == rig.driver(E1000_B) == 'e1000'
+    assert rig.driver(nic_a) == rig.driver(nic_b) == 'e1000'
     assert assignable(rig) == []
-    assert rig.ssh('ls /sys/bus/pci/devices/%s/net' % E1000_A).stdout.strip()     # its interface is back
-    assert rig.module('pci_assignable', {'devices': [E1000_A, E1000_B], 'state': 'absent'})['changed'] is False
+    assert interface_of(rig, nic_a)     # its interface is back
+    assert rig.module('pci_assignable', {'devices': [nic_a, nic_b], 'state': 'absent'})['changed'] is False
 
 
 def test_xl_gives_back_what_the_module_assigned(clean):
     rig = clean
-    rig.module('pci_assignable', {'devices': [E1000_A]})
+    if not rig.xen_passthrough:
+        pytest.skip('xl pci-assignable-remove fails where Xen has no PCI support (test_what_xl_does records it)')
+    nic_a = rig.nics[0]
+    rig.module('pci_assignable', {'devices': [nic_a]})
     # remove -r succeeds only if the device is quarantined, and rebinds only with driver_path recorded
-    out = rig.ssh('xl pci-assignable-remove -r %s 2>&1' % E1000_A).stdout
+    out = rig.ssh('xl pci-assignable-remove -r %s 2>&1' % nic_a).stdout
     assert 'not rebinding' not in out
-    assert rig.driver(E1000_A) == 'e1000'
+    assert rig.driver(nic_a) == 'e1000'
 
 
 def test_the_module_gives_back_what_xl_assigned(clean):
     rig = clean
-    rig.ssh('xl pci-assignable-add %s' % XHCI)
-    assert rig.driver(XHCI) == 'pciback'
-    result = rig.module('pci_assignable', {'devices': [XHCI], 'state': 'absent'})
-    device = by_address(result)[XHCI]
+    # On a Xen without PCI support xl moves the device and records its driver, then fails to quarantine.
+    rig.ssh('xl pci-assignable-add %s' % rig.xhci, check=rig.xen_passthrough)
+    assert rig.driver(rig.xhci) == 'pciback'
+    result = rig.module('pci_assignable', {'devices': [rig.xhci], 'state': 'absent'})
+    device = by_address(result)[rig.xhci]
     assert device['original_driver'] == 'xhci_hcd' and device['original_driver_source'] == 'xenstore'
-    assert rig.driver(XHCI) == 'xhci_hcd'
+    assert rig.driver(rig.xhci) == 'xhci_hcd'
     assert assignable(rig) == []
 
 
-@pytest.mark.parametrize('devices, message', [
-    ([E1000_A, MGMT_NIC], 'carries the default route'),
-    ([E1000_A, ROOT_DISK], 'holds the root file system'),
-    ([E1000_A, BRIDGE], 'is a bridge'),
-    ([E1000_A, '0000:00:03'], 'invalid device address'),
-    ([E1000_A, '0000:00:1e.0'], 'no such PCI device'),
-])
-def test_refusals_on_the_real_host_move_nothing(rig, devices, message):
+def test_what_xl_does(clean):
+    """What ``xl pci-assignable-add``, ``-list`` and ``-remove -r`` do on this rig's Xen, for the record."""
+    rig = clean
+    nic_a = rig.nics[0]
+    key = '/libxl/pci/%s' % nic_a.replace(':', '-').replace('.', '-')
+    add = rig.ssh('xl pci-assignable-add %s' % nic_a, check=False)
+    # Either way dom0's part is done: the device is on pciback, its driver recorded, xl lists it.
+    assert rig.driver(nic_a) == 'pciback'
+    assert rig.ssh('xenstore-read %s/driver_path' % key).stdout.strip() == '/sys/bus/pci/drivers/e1000'
+    assert assignable(rig) == [nic_a]
+    remove = rig.ssh('xl pci-assignable-remove -r %s' % nic_a, check=False)
+    if rig.xen_passthrough:
+        assert (add.returncode, remove.returncode) == (0, 0), (add, remove)
+        assert rig.driver(nic_a) == 'e1000' and assignable(rig) == []
+        assert rig.ssh('xenstore-read %s/driver_path' % key, check=False).returncode != 0   # record dropped
+    else:
+        # Xen built without PCI support: add fails at the quarantine step after moving the device;
+        # remove -r fails at de-quarantine, before anything else, and changes nothing.
+        assert add.returncode == 1 and 'failed to quarantine' in add.stderr, add
+        assert remove.returncode == 1 and 'failed to de-quarantine' in remove.stderr, remove
+        assert rig.driver(nic_a) == 'pciback' and assignable(rig) == [nic_a]
+        assert rig.ssh('xenstore-read %s/driver_path' % key).stdout.strip() == '/sys/bus/pci/drivers/e1000'
+        back = rig.module('pci_assignable', {'devices': [nic_a], 'state': 'absent'})
+        assert by_address(back)[nic_a]['original_driver_source'] == 'xenstore'
+        assert rig.driver(nic_a) == 'e1000' and assignable(rig) == []
+
+
+@pytest.fixture
+def routed_nic(rig):
+    """The second e1000 carries a default route too (a higher metric than the management NIC's).
+
+    On the arm64 rig the management NIC is not a PCI device, so this is the NIC the host needs there.
+    """
+    nic_b = rig.nics[1]
+    interface = interface_of(rig, nic_b)
+    rig.ssh('ip link set %s up && ip address add 192.0.2.1/24 dev %s && '
+            'ip route add default via 192.0.2.2 dev %s metric 4000 onlink' % (interface, interface, interface))
+    try:
+        yield nic_b, interface
+    finally:
+        rig.ssh('ip route del default via 192.0.2.2 dev %s; ip address flush dev %s; ip link set %s down'
+                % (interface, interface, interface), check=False)
+
+
+def test_a_nic_the_host_needs_is_reported_and_kept(rig, routed_nic):
+    nic_b, interface = routed_nic
+    info = by_address(rig.module('pci_info', {}))
+    assert info[nic_b]['host_needs'] == ['carries the default route (%s)' % interface]
     before = rig.drivers()
-    result = rig.module('pci_assignable', {'devices': devices})
+    refused = rig.module('pci_assignable', {'devices': [rig.nics[0], nic_b]})
+    assert refused['failed'] is True and '%s carries the default route' % nic_b in refused['msg'], refused
+    assert rig.drivers() == before
+
+
+@pytest.mark.parametrize('role, message', [
+    ('mgmt_nic', 'carries the default route'),
+    ('root_disk', 'holds the root file system'),
+    ('bridge', 'is a bridge'),
+    ('malformed', 'invalid device address'),
+    ('missing', 'no such PCI device'),
+])
+def test_refusals_on_the_real_host_move_nothing(rig, role, message):
+    other = {
+        'mgmt_nic': rig.mgmt_nic,
+        'root_disk': rig.root_disk,
+        'bridge': rig.bridges[0] if rig.bridges else None,
+        'malformed': '0000:00:03',
+        'missing': '0000:00:1e.0',
+    }[role]
+    if other is None:
+        pytest.skip('the %s rig has no PCI %s' % (rig.arch, role.replace('_', ' ')))
+    before = rig.drivers()
+    result = rig.module('pci_assignable', {'devices': [rig.nics[0], other]})
     assert result.get('failed') is True and message in result['msg'], result
     assert rig.drivers() == before

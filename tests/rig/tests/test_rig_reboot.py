@@ -21,14 +21,11 @@ import pytest
 
 pytestmark = pytest.mark.rig
 
-HELD = ['0000:00:03.0', '0000:00:04.0']       # two e1000s, persistent
-BYSTANDER = '0000:00:0b.0'                    # an e1000 that nobody asked for
 OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
 SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
 JOURNAL = '/var/lib/xenpci_passthrough/drivers.json'
 
 PREPARE = {'pciback_native_drivers': ['e1000'], 'pciback_manage_bootloader': False}
-ASSIGN = {'assign_devices': HELD, 'assign_persistent': True}
 
 
 def recorded_drivers(rig):
@@ -42,44 +39,48 @@ def recorded_drivers(rig):
 def persistent(rig):
     """Leaves the rig as it was: devices on e1000, no hide list, no softdep, the running pciback's slots empty."""
     yield rig
-    rig.module('pci_assignable', {'devices': HELD, 'state': 'absent', 'force': True})
+    rig.module('pci_assignable', {'devices': rig.nics, 'state': 'absent', 'force': True})
     rig.ssh('rm -f %s %s' % (OPTIONS_FILE, SOFTDEP_FILE))
 
 
 def test_persistent_assignment_survives_a_reboot(persistent, play):
     rig = persistent
-    assert [rig.driver(address) for address in HELD + [BYSTANDER]] == ['e1000'] * 3
+    held = rig.nics[:2]                       # two e1000s, persistent
+    bystander = rig.multifunction[0]          # an e1000 that nobody asked for
+    assign = {'assign_devices': held, 'assign_persistent': True}
+    assert [rig.driver(address) for address in held + [bystander]] == ['e1000'] * 3
 
     prepared = play('pciback', PREPARE)
     assert prepared.failed == 0, prepared
-    assigned = play('assign', ASSIGN)
+    assigned = play('assign', assign)
     assert assigned.failed == 0 and assigned.changed > 0, assigned
-    assert [rig.driver(address) for address in HELD] == ['pciback'] * 2
-    assert 'hide=(0000:00:03.0)(0000:00:04.0)' in rig.files(OPTIONS_FILE)[OPTIONS_FILE]
+    assert [rig.driver(address) for address in held] == ['pciback'] * 2
+    hide = ''.join('(%s)' % address for address in held)
+    assert 'hide=%s' % hide in rig.files(OPTIONS_FILE)[OPTIONS_FILE]
     recorded = recorded_drivers(rig)
-    assert {address: recorded.get(address) for address in HELD} == {address: 'e1000' for address in HELD}
+    assert {address: recorded.get(address) for address in held} == {address: 'e1000' for address in held}
 
     rig.reboot()
 
     # xen-pciback took them at boot, before e1000 could; the device nobody named is on e1000 as before.
-    assert [rig.driver(address) for address in HELD] == ['pciback'] * 2
-    assert rig.driver(BYSTANDER) == 'e1000'
-    assert sorted(rig.ssh('xl pci-assignable-list').stdout.split()) == HELD
-    assert rig.ssh('cat /sys/module/xen_pciback/parameters/hide').stdout.strip() == '(0000:00:03.0)(0000:00:04.0)'
+    assert [rig.driver(address) for address in held] == ['pciback'] * 2
+    assert rig.driver(bystander) == 'e1000'
+    assert sorted(rig.ssh('xl pci-assignable-list').stdout.split()) == held
+    assert rig.ssh('cat /sys/module/xen_pciback/parameters/hide').stdout.strip() == hide
     recorded = recorded_drivers(rig)
-    assert {address: recorded.get(address) for address in HELD} == {address: 'e1000' for address in HELD}
+    assert {address: recorded.get(address) for address in held} == {address: 'e1000' for address in held}
 
     # What a reboot loses is Xen's side: its quarantine and libxl's records in xenstore (which lives in memory).
     # The next run adopts the devices: it takes their original driver from the journal and restores Xen's side;
     # after that the role has nothing to do, and giving the devices back restores e1000 from the record.
-    adopted = rig.module('pci_assignable', {'devices': HELD})
+    adopted = rig.module('pci_assignable', {'devices': held})
     assert not adopted['failed'], adopted
     assert [(device['action'], device['original_driver'], device['original_driver_source'])
-            for device in adopted['devices']] == [('adopted', 'e1000', 'journal')] * 2
-    again = play('assign', ASSIGN)
+            for device in adopted['devices']] == [('adopted', 'e1000', 'journal')] * 2, adopted
+    again = play('assign', assign)
     assert again.failed == 0 and again.changed == 0, again
-    back = play('assign', dict(ASSIGN, assign_state='absent'))
+    back = play('assign', dict(assign, assign_state='absent'))
     assert back.failed == 0 and back.changed > 0, back
-    assert [rig.driver(address) for address in HELD] == ['e1000'] * 2
+    assert [rig.driver(address) for address in held] == ['e1000'] * 2
     assert rig.files(OPTIONS_FILE)[OPTIONS_FILE] is None                     # the hide list emptied, the file gone
     assert rig.ssh('xl pci-assignable-list').stdout.split() == []

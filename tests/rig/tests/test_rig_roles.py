@@ -20,10 +20,6 @@ import pytest
 # Slow under emulation (each role run takes minutes on the TCG dom0): `make rig-test-full` runs them.
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
-MGMT_NIC = '0000:00:01.0'
-E1000_A = '0000:00:03.0'
-E1000_B = '0000:00:04.0'
-XHCI = '0000:00:06.0'
 OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
 SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
 MODULES_LOAD = '/etc/modules-load.d/xen-pciback.conf'
@@ -35,17 +31,26 @@ def pristine(rig):
     modules_load = rig.ssh('cat %s' % MODULES_LOAD).stdout
     permissive = rig.ssh('cat %s' % PERMISSIVE).stdout.strip()
     yield rig
-    rig.module('pci_assignable', {'devices': [E1000_A, E1000_B, XHCI], 'state': 'absent', 'force': True})
+    rig.module('pci_assignable', {'devices': rig.nics[:2] + [rig.xhci], 'state': 'absent', 'force': True})
     rig.ssh('rm -f %s %s %s.*' % (OPTIONS_FILE, SOFTDEP_FILE, OPTIONS_FILE))
     rig.ssh("printf '%%s' '%s' > %s" % (modules_load, MODULES_LOAD))
     rig.ssh('echo %s > %s' % (permissive, PERMISSIVE))
 
 
-PCIBACK_VARS = {
-    'pciback_hide': [E1000_B, '00:05.1'],
-    'pciback_permissive': True,
-    'pciback_manage_bootloader': False,       # the rig boots Xen without GRUB
-}
+def pciback_vars(rig, **more):
+    variables = {
+        'pciback_hide': [rig.nics[1], rig.multifunction[1][len('0000:'):]],
+        'pciback_permissive': True,
+        'pciback_manage_bootloader': False,       # the rig boots Xen without GRUB
+    }
+    variables.update(more)
+    return variables
+
+
+def hide_words(*addresses):
+    return 'hide=%s' % ''.join('(%s)' % address for address in addresses)
+
+
 PCIBACK_FACTS = '{"reboot": pciback_reboot_required, "bootloader": pciback_bootloader_update_required}'
 
 
@@ -54,41 +59,42 @@ def test_pciback_role_check_mode_then_real_then_idempotent(pristine, play):
     before = rig.files(OPTIONS_FILE, MODULES_LOAD)
     permissive = rig.ssh('cat %s' % PERMISSIVE).stdout.strip()
     assert permissive == 'N'
-    check = play('pciback', PCIBACK_VARS, check=True, facts=PCIBACK_FACTS)
+    check = play('pciback', pciback_vars(rig), check=True, facts=PCIBACK_FACTS)
     assert check.failed == 0 and check.changed > 0, check
     assert rig.files(OPTIONS_FILE, MODULES_LOAD) == before
     assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'N'
 
-    real = play('pciback', PCIBACK_VARS, facts=PCIBACK_FACTS)
+    real = play('pciback', pciback_vars(rig), facts=PCIBACK_FACTS)
     assert real.failed == 0 and real.changed > 0, real
     options = rig.ssh('cat %s' % OPTIONS_FILE).stdout
-    assert 'options xen-pciback hide=(0000:00:04.0)(0000:00:05.1) permissive=1' in options
+    hidden = hide_words(rig.nics[1], rig.multifunction[1])
+    assert 'options xen-pciback %s permissive=1' % hidden in options
     assert rig.ssh('grep -x xen-pciback %s' % MODULES_LOAD).returncode == 0
     assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'Y'          # applied at run time
     # hide is read-only in the running module: it takes the next boot
     assert real.facts == {'reboot': True, 'bootloader': False}
 
-    again = play('pciback', PCIBACK_VARS, facts=PCIBACK_FACTS)
+    again = play('pciback', pciback_vars(rig), facts=PCIBACK_FACTS)
     assert again.failed == 0 and again.changed == 0, again
     assert again.facts['reboot'] is True                              # still true until the reboot
-    converged = play('pciback', PCIBACK_VARS, check=True)
+    converged = play('pciback', pciback_vars(rig), check=True)
     assert converged.failed == 0 and converged.changed == 0, converged
 
-    off = play('pciback', dict(PCIBACK_VARS, pciback_permissive=False, pciback_hide=[]))
+    off = play('pciback', pciback_vars(rig, pciback_permissive=False, pciback_hide=[]))
     assert off.failed == 0 and off.changed > 0, off
     options = rig.ssh('cat %s' % OPTIONS_FILE).stdout
-    assert 'permissive' not in options and 'hide=(0000:00:04.0)(0000:00:05.1)' in options   # hide is merged, kept
+    assert 'permissive' not in options and hidden in options   # hide is merged, kept
 
 
 def test_pciback_role_softdeps(pristine, play):
     rig = pristine
-    result = play('pciback', dict(PCIBACK_VARS, pciback_native_drivers=['e1000', 'xhci_pci']))
+    result = play('pciback', pciback_vars(rig, pciback_native_drivers=['e1000', 'xhci_pci']))
     assert result.failed == 0, result
     softdep = rig.ssh('cat %s' % SOFTDEP_FILE).stdout
     assert 'softdep e1000 pre: xen-pciback' in softdep and 'softdep xhci_pci pre: xen-pciback' in softdep
     # modprobe itself reads the file as meant
     assert 'xen-pciback' in rig.ssh('modprobe --showconfig | grep "^softdep e1000 "').stdout
-    result = play('pciback', PCIBACK_VARS)
+    result = play('pciback', pciback_vars(rig))
     assert result.failed == 0, result
     assert rig.ssh('test -e %s' % SOFTDEP_FILE, check=False).returncode != 0
 
@@ -96,7 +102,7 @@ def test_pciback_role_softdeps(pristine, play):
 def test_pciback_role_refuses_a_malformed_address_before_writing(pristine, play):
     rig = pristine
     before = rig.files(OPTIONS_FILE, MODULES_LOAD)
-    result = play('pciback', dict(PCIBACK_VARS, pciback_hide=['0000:82.0.0']))
+    result = play('pciback', pciback_vars(rig, pciback_hide=['0000:82.0.0']))
     assert result.failed == 1 and 'not PCI function addresses' in result.output, result
     assert rig.files(OPTIONS_FILE, MODULES_LOAD) == before
 
@@ -110,19 +116,20 @@ def assignable(rig):
 
 def test_assign_role_selects_moves_and_gives_back(pristine, play):
     rig = pristine
-    select = {'assign_devices': ['00:03.0'], 'assign_ids': ['1b36:000d'], 'assign_persistent': True}
+    nic_a, xhci = rig.nics[0], rig.xhci
+    select = {'assign_devices': [nic_a[len('0000:'):]], 'assign_ids': ['1b36:000d'], 'assign_persistent': True}
     check = play('assign', select, check=True, facts=ASSIGN_FACTS)
     assert check.failed == 0 and check.changed > 0, check
-    assert check.facts['selected'] == [E1000_A, XHCI]
-    assert rig.driver(E1000_A) == 'e1000' and rig.driver(XHCI) == 'xhci_hcd'
+    assert check.facts['selected'] == [nic_a, xhci]
+    assert rig.driver(nic_a) == 'e1000' and rig.driver(xhci) == 'xhci_hcd'
     assert rig.files(OPTIONS_FILE)[OPTIONS_FILE] is None
 
     real = play('assign', select, facts=ASSIGN_FACTS)
     assert real.failed == 0 and real.changed > 0, real
-    assert rig.driver(E1000_A) == rig.driver(XHCI) == 'pciback'
-    assert assignable(rig) == [E1000_A, XHCI]
+    assert rig.driver(nic_a) == rig.driver(xhci) == 'pciback'
+    assert assignable(rig) == [nic_a, xhci]
     assert sorted(device['action'] for device in real.facts['result']['devices']) == ['assigned', 'assigned']
-    assert 'hide=(0000:00:03.0)(0000:00:06.0)' in rig.ssh('cat %s' % OPTIONS_FILE).stdout
+    assert hide_words(nic_a, xhci) in rig.ssh('cat %s' % OPTIONS_FILE).stdout
 
     again = play('assign', select)
     assert again.failed == 0 and again.changed == 0, again
@@ -131,14 +138,14 @@ def test_assign_role_selects_moves_and_gives_back(pristine, play):
     back = play('assign', {'assign_query': "[?driver=='pciback']", 'assign_state': 'absent',
                            'assign_persistent': True}, facts=ASSIGN_FACTS)
     assert back.failed == 0 and back.changed > 0, back
-    assert back.facts['selected'] == [E1000_A, XHCI]
-    assert rig.driver(E1000_A) == 'e1000' and rig.driver(XHCI) == 'xhci_hcd'
+    assert back.facts['selected'] == [nic_a, xhci]
+    assert rig.driver(nic_a) == 'e1000' and rig.driver(xhci) == 'xhci_hcd'
     assert assignable(rig) == []
     assert rig.files(OPTIONS_FILE)[OPTIONS_FILE] is None                  # the hide list emptied, the file gone
 
 
 @pytest.mark.parametrize('variables, message', [
-    ({'assign_devices': [MGMT_NIC, E1000_A]}, 'carries the default route'),
+    ({'assign_devices': ['MGMT_NIC', 'NIC_A']}, 'carries the default route'),
     ({'assign_ids': ['abcd:ef01']}, 'select none of the'),
     ({'assign_classes': ['network']}, "'network' is not a PCI class prefix"),
     ({'assign_devices': ['00:1e.0']}, 'no device 0000:00:1e.0'),
@@ -147,6 +154,12 @@ def test_assign_role_selects_moves_and_gives_back(pristine, play):
 ])
 def test_assign_role_refusals_move_nothing(pristine, play, variables, message):
     rig = pristine
+    roles = {'MGMT_NIC': rig.mgmt_nic, 'NIC_A': rig.nics[0]}
+    if 'assign_devices' in variables:
+        devices = [roles.get(device, device) for device in variables['assign_devices']]
+        if None in devices:
+            pytest.skip('the %s rig has no PCI management NIC' % rig.arch)
+        variables = dict(variables, assign_devices=devices)
     before = rig.drivers()
     result = play('assign', dict(variables, assign_persistent=True))
     assert result.failed == 1 and message in result.output, result
@@ -156,10 +169,11 @@ def test_assign_role_refusals_move_nothing(pristine, play, variables, message):
 
 def test_assign_and_restore_playbooks(pristine, play):
     rig = pristine
-    assign = play(playbook='xenpci.passthrough.assign', variables={'passthrough_devices': [E1000_A, E1000_B]})
+    nics = rig.nics[:2]
+    assign = play(playbook='xenpci.passthrough.assign', variables={'passthrough_devices': nics})
     assert assign.failed == 0 and assign.changed > 0, assign
-    assert assignable(rig) == [E1000_A, E1000_B]
-    restore = play(playbook='xenpci.passthrough.restore', variables={'passthrough_devices': [E1000_A, E1000_B]})
+    assert assignable(rig) == nics
+    restore = play(playbook='xenpci.passthrough.restore', variables={'passthrough_devices': nics})
     assert restore.failed == 0 and restore.changed > 0, restore
-    assert rig.driver(E1000_A) == rig.driver(E1000_B) == 'e1000'
+    assert rig.driver(nics[0]) == rig.driver(nics[1]) == 'e1000'
     assert assignable(rig) == []

@@ -25,12 +25,19 @@ DOMID_IO = 0x7ff1
 
 
 class FakeXen:
-    def __init__(self, kernel, quarantine=True, running=True, tools=True):
+    """A dom0's toolstack. ``quarantine=False`` is a Xen that refuses to quarantine (xl fails after
+    dom0's part), by default without ``directio`` in ``xl info``: an x86 Xen without an IOMMU, or
+    Debian 12's arm64 Xen 4.17 (built without PCI support). ``directio=True`` with it is a Xen that
+    claims an IOMMU and still refuses, as Arm Xen 4.17-4.20 does on a board with an SMMU.
+    """
+
+    def __init__(self, kernel, quarantine=True, running=True, tools=True, directio=None):
         self.kernel = kernel
         self.sysfs = KernelSysfs(kernel)
         self.store = {}                   # xenstore path -> value
         self.owner = {}                   # address -> Xen owner domid (absent: dom0)
         self.can_quarantine = quarantine
+        self.directio = quarantine if directio is None else directio
         self.tools = tools
         self.calls = []
         self.fail_commands = {}           # 'xl pci-assignable-add' -> [rc or None (run it), ...]
@@ -99,7 +106,10 @@ class FakeXen:
     def _xl(self, args):
         command, rest = args[0], args[1:]
         if command == 'info':
-            caps = 'pv hvm hvm_directio pv_directio hap shadow' if self.can_quarantine else 'pv hvm hap shadow'
+            if self.kernel.arch == 'x86_64':
+                caps = 'pv hvm hvm_directio pv_directio hap shadow' if self.directio else 'pv hvm hap shadow'
+            else:       # what Xen 4.17 on arm64 prints (hvm_directio with an IOMMU)
+                caps = 'hvm hvm_directio hap vpmu iommu_hap_pt_share gnttab-v1' if self.directio else 'hvm hap vpmu gnttab-v1'
             return 0, 'host : dom0\nrelease : %s\nvirt_caps : %s\nxen_major : 4\n' % (self.kernel.release, caps), ''
         if command == 'pci-assignable-list':
             if not self.kernel.pciback_loaded():
@@ -140,7 +150,8 @@ class FakeXen:
             return 1, '', 'Couldn\'t bind device to pciback!: %s\n' % os.strerror(exc.errno)
         self.store.pop(self._xs_key(address, 'name'), None)
         if not self.can_quarantine:
-            return 1, '', warning + 'failed to quarantine %s\n' % address
+            return 1, '', warning + 'libxl: error: libxl_pci.c:837:libxl__device_pci_assignable_add: ' \
+                'failed to quarantine %s\n' % address
         self.owner[address] = DOMID_IO
         return 0, '', warning
 

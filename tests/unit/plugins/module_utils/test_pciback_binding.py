@@ -122,16 +122,53 @@ def test_without_xenstored_the_device_is_bound_in_sysfs_only(tmp_path):
 
 def test_hypervisor_without_pci_passthrough_is_reported_not_failed(tmp_path):
     kernel = build_rig_host(str(tmp_path), arch='aarch64')
-    xen = FakeXen(kernel, quarantine=False)
+    xen = FakeXen(kernel, quarantine=False)              # Debian 12's arm64 Xen 4.17, as on the arm64 rig
+    check = binder(kernel, xen, check_mode=True).ensure([E1000_A, E1000_B], 'present')
+    assert 'Xen 4.17 on aarch64 has no PCI passthrough support' in check['hypervisor_limit']
     result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    assert result['changed'] is True
     assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'pciback'
     assert by_address(result)[E1000_A]['quarantined'] is False
+    assert result['hypervisor_limit'] == check['hypervisor_limit']
     assert any('no PCI passthrough support' in note for note in result['notes'])
     assert xen.record(E1000_A, 'driver_path') == '/sys/bus/pci/drivers/e1000'
     assert not [call for call in xen.calls if call[:2] == ['xl', 'pci-assignable-add']]
     assert binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')['changed'] is False
-    binder(kernel, xen).ensure([E1000_A, E1000_B], 'absent')
+    back = binder(kernel, xen).ensure([E1000_A, E1000_B], 'absent')
+    assert back['hypervisor_limit'] == check['hypervisor_limit']    # given back without xl
+    assert not [call for call in xen.calls if call[:2] == ['xl', 'pci-assignable-remove']]
     assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'e1000'
+
+
+def test_a_hypervisor_that_claims_an_iommu_but_refuses_to_quarantine_off_x86(tmp_path):
+    """A Xen that says directio but is built without PCI passthrough: xl fails once, then is not asked again."""
+    kernel = build_rig_host(str(tmp_path), arch='aarch64', xen_version=(4, 21))
+    xen = FakeXen(kernel, quarantine=False, directio=True)
+    result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    assert result['changed'] is True
+    assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'pciback'
+    assert [device['quarantined'] for device in result['devices']] == [False, False]
+    assert 'Xen 4.21 on aarch64 has no PCI passthrough support' in result['hypervisor_limit']
+    assert 'failed to quarantine %s' % E1000_A in result['hypervisor_limit']
+    assert len([call for call in xen.calls if call[:2] == ['xl', 'pci-assignable-add']]) == 1
+    assert journal(kernel)[E1000_A]['quarantined_boot'] is None
+    released = binder(kernel, xen).ensure([E1000_A, E1000_B], 'absent')
+    assert released['changed'] is True
+    assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'e1000'
+    assert kernel.slots() == [] and journal(kernel) == {}
+
+
+def test_on_x86_a_refused_quarantine_is_still_a_failure(tmp_path):
+    kernel = build_rig_host(str(tmp_path))
+    xen = FakeXen(kernel, quarantine=False, directio=True)
+    with pytest.raises(PassthroughError, match='failed to quarantine'):
+        binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'e1000'
+    assert journal(kernel) == {}
+
+
+def test_x86_with_an_iommu_reports_no_hypervisor_limit(kernel, xen):
+    assert binder(kernel, xen).ensure([E1000_A], 'present')['hypervisor_limit'] is None
 
 
 def test_after_a_reboot_a_held_device_is_quarantined_again_once(kernel, xen):

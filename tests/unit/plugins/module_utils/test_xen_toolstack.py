@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_pci_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import (
     Commands,
+    QuarantineRefused,
     ToolstackError,
     XenToolstack,
     driver_from_path,
@@ -84,6 +85,39 @@ def test_quarantine_capability_from_xl_info(caps, capable):
     result, note = XenToolstack(RecordedCommands({'xl': (0, out, '')})).quarantine_capable()
     assert result is capable
     assert (note is None) is capable
+
+
+@pytest.mark.parametrize('arch, version, caps, capable', [
+    ('aarch64', (4, 17), 'hvm hap vpmu gnttab-v1', False),                              # the arm64 rig
+    ('aarch64', (4, 17), 'hvm hvm_directio hap iommu_hap_pt_share gnttab-v1', False),   # an SMMU, still no PCI
+    ('aarch64', (4, 21), 'hvm hvm_directio hap iommu_hap_pt_share gnttab-v1', True),
+    ('aarch64', (4, 21), 'hvm hap gnttab-v1', False),
+    ('x86_64', (4, 17), 'pv hvm hvm_directio pv_directio hap shadow', True),
+])
+def test_xen_on_arm_before_4_21_has_no_pci_passthrough(arch, version, caps, capable):
+    out = 'virt_caps              : %s\n' % caps
+    result, note = XenToolstack(RecordedCommands({'xl': (0, out, '')}), version, arch).quarantine_capable()
+    assert result is capable
+    if version == (4, 17) and arch == 'aarch64':
+        assert note.startswith('Xen 4.17 on aarch64 has no PCI passthrough support (Arm has it from Xen 4.21 on')
+        assert 'held by pciback in dom0' in note
+
+
+XL_NO_PCI = (1, '', 'libxl: error: libxl_pci.c:837:libxl__device_pci_assignable_add: failed to quarantine 0000:00:01.0\n')
+
+
+def test_a_refused_quarantine_off_x86_is_the_hypervisor_limit():
+    with pytest.raises(QuarantineRefused) as caught:
+        XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 21), 'aarch64').assignable_add(parse_pci_address('00:01.0'))
+    assert 'Xen 4.21 on aarch64 has no PCI passthrough support' in str(caught.value)
+    assert 'failed to quarantine 0000:00:01.0' in str(caught.value)
+
+
+def test_a_refused_quarantine_on_x86_is_an_error():
+    with pytest.raises(ToolstackError) as caught:
+        XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 17), 'x86_64').assignable_add(parse_pci_address('00:01.0'))
+    assert not isinstance(caught.value, QuarantineRefused)
+    assert 'xl pci-assignable-add 0000:00:01.0 failed (rc=1)' in str(caught.value)
 
 
 def test_driver_from_path_accepts_only_driver_directories():

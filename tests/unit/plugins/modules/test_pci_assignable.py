@@ -39,3 +39,11 @@ def test_a_refusal_fails_the_task_with_the_reason(run):
 def test_bad_arguments_are_refused_by_the_argument_spec(run):
     result = run(pci_assignable, devices=[E1000_A], state='assigned')
     assert result['failed'] is True and 'state' in result['msg']
+
+
+def test_a_hypervisor_without_pci_passthrough_is_said_in_the_result(run):
+    run.xen.can_quarantine = run.xen.directio = False
+    result = run(pci_assignable, devices=[E1000_A])
+    assert result['changed'] is True and not result.get('failed')
+    assert result['devices'][0]['quarantined'] is False
+    assert 'no PCI passthrough support' in result['hypervisor_limit']
