@@ -218,7 +218,7 @@ def table(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--seed', type=int, default=int(os.environ.get('RELIABILITY_SEED', '20261125')))
     parser.add_argument('--kills', type=int, default=int(os.environ.get('RELIABILITY_KILLS', '30')))
     parser.add_argument('--power-cuts', type=int, default=2)

@@ -237,4 +237,3 @@ def play(rig, tmp_path):
                 result = json.load(handle)
         return Run(process, result)
     return run
-

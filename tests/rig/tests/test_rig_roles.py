@@ -25,6 +25,7 @@ SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
 MODULES_LOAD = '/etc/modules-load.d/xen-pciback.conf'
 PERMISSIVE = '/sys/module/xen_pciback/parameters/permissive'
 
+
 @pytest.fixture
 def pristine(rig):
     """What the pciback role touches, put back as the rig had it: files, xen-pciback's permissive, devices."""
