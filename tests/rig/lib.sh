@@ -83,9 +83,12 @@ rig_need_packages() {
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "missing host packages (${missing[*]}); install them as root"
     log "installing host packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-        || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive \
-             apt-get install -y --no-install-recommends "${missing[@]}" >&2; } \
+    # make test builds the images in the background while other scripts may install packages too:
+    # wait for dpkg's lock instead of failing at once.
+    local apt=(apt-get -o DPkg::Lock::Timeout=900)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2 \
+        || { "${apt[@]}" update >&2 && DEBIAN_FRONTEND=noninteractive \
+             "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2; } \
         || die "could not install: ${missing[*]}"
 }
 
