@@ -126,10 +126,10 @@ def phase_power_cut(cuts, delay):
         before = 'present' if all_on(ORIGINAL) else 'absent'
         worker = threading.Thread(target=ansible_module, args=(before,))
         worker.start()
-        # Cut the power once the module runs in dom0 (Ansible's start-up takes seconds under emulation), then
-        # ``delay`` seconds into its batch.
-        started = ssh('for i in $(seq 240); do pgrep -f AnsiballZ_pci_assignable >/dev/null && exit 0; sleep 0.5; '
-                      'done; exit 1', check=False).returncode == 0
+        # Cut the power in the middle of the moves: once the journal marks a device half-done (the module writes
+        # that before it touches the device), then ``delay`` seconds later.
+        started = ssh('for i in $(seq 480); do grep -qE \'"phase": "(binding|releasing)"\' %s 2>/dev/null && exit 0; '
+                      'sleep 0.25; done; exit 1' % JOURNAL, check=False).returncode == 0
         time.sleep(delay)
         journal_at_cut = ssh('cat %s 2>/dev/null || true' % JOURNAL, check=False).stdout
         subprocess.run([os.path.join(RIG_DIR, 'reboot'), '--power-cut'], check=True, stdout=subprocess.DEVNULL)
@@ -139,7 +139,7 @@ def phase_power_cut(cuts, delay):
         converged, message = ansible_module(before)
         on_target = all_on('pciback' if before == 'present' else ORIGINAL)
         restored, message2 = ansible_module('absent')
-        results.append({'cut': cut, 'direction': before, 'delay_s': delay, 'module_was_running': started,
+        results.append({'cut': cut, 'direction': before, 'delay_s': delay, 'cut_while_half_done': started,
                         'journal_just_before_cut': journal_at_cut, 'drivers_after_boot': after_boot,
                         'journal_parses': parses, 'next_run_ok': converged and on_target, 'next_run_msg': message,
                         'restored': restored and all_on(ORIGINAL), 'restore_msg': message2})
@@ -246,7 +246,7 @@ def main():
             build_payloads()
             results[phase] = phase_kill(args.seed, args.kills)
         elif phase == 'power-cut':
-            results[phase] = phase_power_cut(args.power_cuts, delay=4)
+            results[phase] = phase_power_cut(args.power_cuts, delay=1)
         elif phase == 'concurrent':
             results[phase] = phase_concurrent()
         elif phase == 'xenstored':
