@@ -350,6 +350,10 @@ class PcibackBinder:
             self.journal.save(journal)
             self._forget_driver_paths([plan for plan in work if plan.address in written_paths and plan not in parked])
             message = '%s: %s; every device of this batch was put back as it was' % (current.address, self._describe(exc))
+            gone = [plan.address for plan in moved if not self.sysfs.exists(plan.address)]
+            if gone:
+                message = '%s: %s; %s left the PCI bus during the run; every other device of this batch was put back ' \
+                          'as it was' % (current.address, self._describe(exc), ', '.join(gone))
             if parked:
                 message = '%s: %s; the batch was put back, except %s, held by pciback because its driver would not ' \
                           'take it back' % (current.address, self._describe(exc), ', '.join(plan.address for plan in parked))
@@ -499,6 +503,13 @@ class PcibackBinder:
         """Put each moved device back to its snapshot, newest first; return the plans parked on pciback."""
         parked = []
         for plan in reversed(moved):
+            if not self.sysfs.exists(plan.address):
+                # It left the bus during the run (hot unplug): nothing to put back, and no pciback slot may stay
+                # behind to seize it when it comes back.
+                self._drop_added_slot(plan)
+                plan.driver_after = None
+                plan.quarantined = None
+                continue
             try:
                 self._restore_snapshot(plan)
             except (OSError, ToolstackError):
@@ -538,13 +549,23 @@ class PcibackBinder:
         if plan.dequarantined_here:
             self.toolstack.assignable_add(plan.pci_address)
 
+    def _drop_added_slot(self, plan):
+        if plan.address in self.sysfs.pciback_slots() and not plan.in_slots_before:
+            try:
+                self.sysfs.pciback_remove_slot(plan.address)
+            except OSError:
+                self.notes.append('%s: could not remove the pciback slot this run added' % plan.address)
+
     def _bind_back(self, address, driver):
-        if driver == PCIBACK and address not in self.sysfs.pciback_slots():
+        slot_added = driver == PCIBACK and address not in self.sysfs.pciback_slots()
+        if slot_added:
             self.sysfs.pciback_new_slot(address)
         try:
             self.sysfs.bind(address, driver)
         except OSError:
             if driver == PCIBACK:
+                if slot_added:     # pciback did not take it: its slot must not seize the device later
+                    self.sysfs.pciback_remove_slot(address)
                 raise
             self.sysfs.probe(address)
 

@@ -69,6 +69,8 @@ class FakeKernel:
         self.module_drivers = {}    # modalias-loadable driver name -> ids it claims
         self.driver_ids = {}        # loaded driver -> set of (vendor, device)
         self._devices = {}          # address -> dict(vendor, device, dir)
+        self._unplugged = {}        # address -> what add_device recorded, for rescan()
+        self._after_writes = {}     # path relative to root -> [callable, ...] to run after the next write
         os.makedirs(os.path.join(self.root, 'sys', 'devices', 'pci0000:00'))
         os.makedirs(self.paths.pci_devices)
         os.makedirs(self.paths.pci_drivers)
@@ -226,6 +228,36 @@ class FakeKernel:
         """Make the next ``times`` writes to ``relative_path`` (from the root) fail with ``error``."""
         self.failures.setdefault(relative_path, []).extend([error] * times)
 
+    def after_next_write(self, relative_path, action):
+        """Run ``action()`` once, right after the next successful write to ``relative_path``."""
+        self._after_writes.setdefault(relative_path, []).append(action)
+
+    def run_after_write(self, path):
+        for action in self._after_writes.pop(self.rel(path), []):
+            action()
+
+    def unplug(self, address):
+        """What ``echo 1 > .../remove`` (or a hot unplug) does: the driver lets go, the function leaves the bus."""
+        driver = self.driver(address)
+        if driver is not None:
+            self._unbind(address, driver)
+        info = self._devices.pop(address)
+        os.unlink(os.path.join(self.paths.pci_devices, address))
+        stash = os.path.join(self.root, 'unplugged', address)
+        os.makedirs(os.path.dirname(stash), exist_ok=True)
+        os.rename(info['dir'], stash)
+        self._unplugged[address] = info
+
+    def rescan(self):
+        """What ``echo 1 > /sys/bus/pci/rescan`` does: unplugged functions come back, new, and are probed."""
+        for address, info in sorted(self._unplugged.items()):
+            os.rename(os.path.join(self.root, 'unplugged', address), info['dir'])
+            _write_file(os.path.join(info['dir'], 'driver_override'), '(null)\n')
+            _symlink(info['dir'], os.path.join(self.paths.pci_devices, address))
+            self._devices[address] = info
+            self._probe(address)
+        self._unplugged.clear()
+
     def before_write(self, path, text):
         relative = self.rel(path)
         self.writes.append((relative, text))
@@ -348,3 +380,4 @@ class KernelSysfs(PciSysfs):
         self.kernel.before_write(path, text)
         super(KernelSysfs, self).write(path, text)
         self.kernel.after_write(path, text)
+        self.kernel.run_after_write(path)

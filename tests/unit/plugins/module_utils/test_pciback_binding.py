@@ -403,6 +403,23 @@ def test_a_driver_that_will_not_take_its_device_back_leaves_it_on_pciback_not_or
     assert kernel.driver(E1000_A) == 'e1000'
 
 
+def test_a_device_unplugged_part_way_leaves_no_pciback_slot_behind(kernel, xen):
+    """The batch's last device leaves the bus once the first is on pciback: the rest go back, and
+    when the device comes back (rescan), its own driver takes it, not a slot left by the rollback."""
+    pciback_bind = os.path.relpath(os.path.join(kernel.paths.pci_drivers, 'pciback', 'bind'), kernel.root)
+    kernel.after_next_write(pciback_bind, lambda: kernel.unplug(MULTI_1))
+    with pytest.raises(PassthroughError) as failure:
+        binder(kernel, xen).ensure([E1000_A, E1000_B, MULTI_0, MULTI_1], 'present')
+    message = str(failure.value)
+    assert message.startswith(MULTI_1 + ': No such device') and 'left the PCI bus' in message, message
+    assert [kernel.driver(address) for address in (E1000_A, E1000_B, MULTI_0)] == ['e1000', 'e1000', 'igb']
+    assert kernel.slots() == [] and journal(kernel) == {}
+    assert xen.owner == {}
+    assert [xen.record(address, 'driver_path') for address in (E1000_A, E1000_B, MULTI_0, MULTI_1)] == [None] * 4
+    kernel.rescan()
+    assert kernel.driver(MULTI_1) == 'igb'
+
+
 def test_a_failed_give_back_puts_the_released_batch_back_on_pciback(kernel, xen):
     binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
     kernel.fail_write(os.path.relpath(os.path.join(kernel.paths.pci_drivers, 'e1000', 'bind'), kernel.root), errno.EIO, times=1)
