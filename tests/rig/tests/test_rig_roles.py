@@ -38,10 +38,15 @@ def pristine(rig):
     rig.ssh('echo %s > %s' % (permissive, PERMISSIVE))
 
 
+def pv_backend(rig):
+    """x86: xen-pciback is the PV backend, with permissive; Arm: the stub, whose role path refuses it."""
+    return rig.arch == 'x86_64'
+
+
 def pciback_vars(rig, **more):
     variables = {
         'pciback_hide': [rig.nics[1], rig.multifunction[1][len('0000:'):]],
-        'pciback_permissive': True,
+        'pciback_permissive': pv_backend(rig),
         'pciback_manage_bootloader': False,       # the rig boots Xen without GRUB
     }
     variables.update(more)
@@ -69,9 +74,12 @@ def test_pciback_role_check_mode_then_real_then_idempotent(pristine, play):
     assert real.failed == 0 and real.changed > 0, real
     options = rig.ssh('cat %s' % OPTIONS_FILE).stdout
     hidden = hide_words(rig.nics[1], rig.multifunction[1])
-    assert 'options xen-pciback %s permissive=1' % hidden in options
+    if pv_backend(rig):
+        assert 'options xen-pciback %s permissive=1' % hidden in options
+        assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'Y'      # applied at run time
+    else:
+        assert 'options xen-pciback %s\n' % hidden in options and 'permissive' not in options, options
     assert rig.ssh('grep -x xen-pciback %s' % MODULES_LOAD).returncode == 0
-    assert rig.ssh('cat %s' % PERMISSIVE).stdout.strip() == 'Y'          # applied at run time
     # hide is read-only in the running module: it takes the next boot
     assert real.facts == {'reboot': True, 'bootloader': False}
 
@@ -81,10 +89,23 @@ def test_pciback_role_check_mode_then_real_then_idempotent(pristine, play):
     converged = play('pciback', pciback_vars(rig), check=True)
     assert converged.failed == 0 and converged.changed == 0, converged
 
+    if not pv_backend(rig):
+        return
     off = play('pciback', pciback_vars(rig, pciback_permissive=False, pciback_hide=[]))
     assert off.failed == 0 and off.changed > 0, off
     options = rig.ssh('cat %s' % OPTIONS_FILE).stdout
     assert 'permissive' not in options and hidden in options   # hide is merged, kept
+
+
+def test_pciback_role_refuses_pv_backend_options_on_the_stub(pristine, play):
+    rig = pristine
+    if pv_backend(rig):
+        pytest.skip('xen-pciback on %s is the PV backend: permissive is valid there' % rig.arch)
+    before = rig.files(OPTIONS_FILE, MODULES_LOAD)
+    result = play('pciback', pciback_vars(rig, pciback_permissive=True))
+    assert result.failed == 1, result
+    assert 'pciback_permissive asked for' in result.output and 'CONFIG_XEN_PCIDEV_STUB' in result.output, result
+    assert rig.files(OPTIONS_FILE, MODULES_LOAD) == before
 
 
 def test_pciback_role_softdeps(pristine, play):
