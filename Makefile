@@ -158,8 +158,11 @@ quick: units sanity ## units + sanity
 test: ## Everything CI runs: the checks above, molecule, rig-test (x86_64) and rig-smoke on the arm64 rig
 	@mkdir -p "$(BUILD)"
 	@# The rig images build in the background meanwhile (downloads, mostly); the rig targets wait for them.
+	@# build-image runs the collection's xen_host role with ansible-playbook: the venv and the build tree first.
+	@$(MAKE) venv tree
 	@if [ "$${RIG_SKIP:-0}" != 1 ]; then \
 	    echo "Building the rig images in the background (log: $(BUILD)/rig-images.log)"; \
+	    export ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)"; \
 	    { RIG_ARCH=x86_64 tests/rig/build-image; RIG_ARCH=aarch64 tests/rig/build-image; } \
 	        > "$(BUILD)/rig-images.log" 2>&1 < /dev/null & \
 	fi

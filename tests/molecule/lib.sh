@@ -1,12 +1,13 @@
-# Shared settings for the molecule helper scripts (build-images, install-collections,
-# run). Sourced, never executed.
+# Shared settings for the molecule helper scripts (build-images, run). Sourced, never
+# executed.
 #
 # Everything lives outside the work tree, under $MOLECULE_CACHE_DIR
 # (default ${XDG_CACHE_HOME:-$HOME/.cache}/xenpci-molecule):
 #   debs/                         .deb download cache shared by the image builds
 #   rootfs-<suite>-<hash>.tar     root filesystem of an image, re-imported in seconds
 #                                 when podman's store lost the image
-#   collections-ansible-<ver>/    collections unpacked from the "ansible" package
+#   collections-ansible-<ver>-<hash>/  collections unpacked from the "ansible" package
+#                                 (tests/tools/install-collections)
 # The images themselves are in podman's store: localhost/xenpci-molecule/debian:12
 # and :13, labelled with the hash of build-images.
 

@@ -5,6 +5,8 @@
 # Layout outside the work tree (override the root with RIG_CACHE_DIR):
 #   $RIG_CACHE_DIR/
 #     debs/                 .deb download cache shared by all builds (names carry the arch)
+#     collections-ansible-<version>-<hash>/  community.general (its chroot connection) for
+#                           build-image, unpacked by tests/tools/install-collections
 #     image-<hash>/         x86_64: one finished image per version of the build scripts
 #     image-aarch64-<hash>/ aarch64: the same for the arm64 rig
 #       image.raw           ext4 root filesystem (label "root"), kept pristine
@@ -39,11 +41,54 @@ esac
 RIG_RUN_DIR=${RIG_RUN_DIR:-$RIG_CACHE_DIR/run$RIG_SUFFIX}
 export RIG_ARCH RIG_DEB_ARCH
 
+# The collection's root (the work tree, or the build tree when the scripts run from there).
+RIG_COLLECTION_DIR=$(cd "$RIG_DIR/../.." && pwd)
+
+# The collection's files that make the image's Xen part, through the play
+# provision-xen.yml: the xen_host role, the collection's modules its tasks and
+# handlers call, and the module_utils those import, transitively. Paths relative to
+# the collection's root, sorted.
+rig_provision_files() {
+    local root=$RIG_COLLECTION_DIR file name
+    local -A seen=()
+    local queue=()
+    while IFS= read -r file; do
+        queue+=("${file#"$root"/}")
+    done < <(find "$root/roles/xen_host" -type f)
+    while read -r name; do
+        if [ -f "$root/plugins/modules/$name.py" ]; then queue+=("plugins/modules/$name.py"); fi
+    done < <(grep -rhoE 'xenpci\.passthrough\.[a-z0-9_]+:' "$root/roles/xen_host/tasks" \
+                 "$root/roles/xen_host/handlers" | sed 's/.*\.//; s/:$//' | sort -u)
+    while [ ${#queue[@]} -gt 0 ]; do
+        file=${queue[0]}
+        queue=("${queue[@]:1}")
+        [ -z "${seen[$file]:-}" ] || continue
+        seen[$file]=1
+        case "$file" in
+            *.py)
+                while read -r name; do
+                    queue+=("plugins/module_utils/$name.py")
+                done < <(grep -hoE 'passthrough\.plugins\.module_utils(\.[a-z0-9_]+| +import +[a-z0-9_]+)' \
+                             "$root/$file" | sed -E 's/.*[. ]//' | sort -u) ;;
+        esac
+    done
+    printf '%s\n' "${!seen[@]}" | LC_ALL=C sort
+}
+
 # The image is keyed by a hash of the files that decide its content: editing
-# build-image (or this file) gives a new image directory; anything else reuses
-# the cached one.
+# build-image, this file, the play provision-xen.yml, the xen_host role or the
+# modules it runs (rig_provision_files) gives a new image directory; anything else
+# reuses the cached one.
 rig_image_hash() {
-    { cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh"; echo "$RIG_ARCH"; } | sha256sum | cut -c1-16
+    local file
+    {
+        cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" "$RIG_DIR/provision-xen.yml"
+        while read -r file; do
+            echo "== $file"
+            cat "$RIG_COLLECTION_DIR/$file"
+        done < <(rig_provision_files)
+        echo "$RIG_ARCH"
+    } | sha256sum | cut -c1-16
 }
 
 rig_image_dir() {
