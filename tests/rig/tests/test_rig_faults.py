@@ -116,7 +116,7 @@ def test_a_failure_part_way_puts_the_moved_devices_back(rig, batch, fault):
     try:
         failed = rig.module('pci_assignable', {'devices': batch})
     finally:
-        report, _ = watcher.communicate(timeout=120)
+        report = watcher.communicate(timeout=120)[0]
     assert report.startswith('fired %s on %s (then on e1000)' % (fault, victim)), report
 
     assert failed['failed'] is True, failed
@@ -154,7 +154,7 @@ def test_xenstored_killed_part_way_loses_no_record(rig, batch):
     try:
         result = rig.module('pci_assignable', {'devices': batch})
     finally:
-        report, _ = watcher.communicate(timeout=120)
+        report = watcher.communicate(timeout=120)[0]
     try:
         assert report.startswith('fired xenstored'), report
         assert rig.ssh('pgrep -x "o?xenstored"', check=False).returncode != 0
