@@ -82,7 +82,7 @@ def start_watcher(rig, first, victim, fault):
     command = 'python3 %s %s' % (WATCHER, ' '.join(shlex.quote(value) for value in (first, victim, fault)))
     watcher = subprocess.Popen([os.path.join(RIG_DIR, 'ssh-dom0'), command], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, universal_newlines=True,
-                               env=dict(os.environ, RIG_ARCH=rig.arch))
+                               env=rig.script_env())
     assert watcher.stdout.readline().strip() == 'armed'
     return watcher
 
