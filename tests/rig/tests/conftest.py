@@ -88,6 +88,8 @@ class Rig:
     (None where they are not PCI devices, as on the arm64 rig), ``nics`` (single-function e1000s),
     ``multifunction`` (the functions of one e1000), ``xhci``, ``bridges``, ``candidates``.
     ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
+    ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
+    rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);
     ``suite`` is the rig's Debian suite and ``xen_version`` the Xen version Debian ships in it
     (``4.17`` in bookworm, ``4.20`` in trixie).
     """
@@ -107,9 +109,16 @@ class Rig:
         self.bridges = self._list('RIG_PCI_BRIDGES')
         self.candidates = self._list('RIG_PCI_CANDIDATES')
         self.xen_passthrough = env.get('RIG_XEN_PASSTHROUGH') == 'yes'
+        self.pciback_holds = env.get('RIG_PCIBACK_HOLDS', 'yes') == 'yes'
 
     def _list(self, key):
         return (self.env.get(key) or '').split()
+
+    def require_pciback(self):
+        """Skip a test that needs devices held by pciback where this rig's pciback cannot hold one."""
+        if not self.pciback_holds:
+            pytest.skip("xen-pciback cannot hold a device on the %s %s rig (Xen %s lacks the PCI reset Linux's "
+                        "pciback asks for; test_what_xl_does records it)" % (self.arch, self.suite, self.xen_version))
 
     def script_env(self):
         """The environment in which the rig's scripts (ssh-dom0, reboot, ...) find this rig."""
