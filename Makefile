@@ -40,16 +40,19 @@ SANITY_ARGS ?=
 # The rig's architecture: x86_64 or aarch64 (make rig-test RIG_ARCH=aarch64)
 RIG_ARCH ?= x86_64
 export RIG_ARCH
+# The rig's Debian: bookworm (Xen 4.17, Linux 6.1) or trixie (Xen 4.20, Linux 6.12)
+RIG_SUITE ?= bookworm
+export RIG_SUITE
 
 # The venv's tools come first (ansible-lint and ansible-test call ansible-* by name).
 export PATH := $(BIN):$(PATH)
 unexport PYTHONPATH
 
-.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full rig-smoke rig-test-arm rig-smoke-arm demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
+.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full rig-smoke rig-test-arm rig-smoke-arm rig-test-arm-trixie rig-smoke-arm-trixie demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
 
 help: ## Show this help
 	@echo "Targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-15s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-20s %s\n", $$1, $$2 }'
 
 venv: $(VENV_STAMP) ## Create/update .venv/ from requirements-dev.txt
 	@:
@@ -128,11 +131,17 @@ rig-test-full: venv tree ## rig-test plus the slow ones (the roles on the rig; ~
 rig-smoke: venv tree ## The rig's smoke tests: boot, xen-pciback, one assign and give back (RIG_ARCH as rig-test)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests --smoke $(RIG_ARGS)
 
-rig-test-arm: ## rig-test on the arm64 rig (Xen 4.17 on arm64 under TCG)
+rig-test-arm: ## rig-test on the arm64 rig (Xen 4.17 on arm64 under TCG; RIG_SUITE=trixie: 4.20)
 	@$(MAKE) rig-test RIG_ARCH=aarch64
 
 rig-smoke-arm: ## rig-smoke on the arm64 rig
 	@$(MAKE) rig-smoke RIG_ARCH=aarch64
+
+rig-test-arm-trixie: ## rig-test on the Debian 13 arm64 rig (Xen 4.20, Linux 6.12)
+	@$(MAKE) rig-test RIG_ARCH=aarch64 RIG_SUITE=trixie
+
+rig-smoke-arm-trixie: ## rig-smoke on the Debian 13 arm64 rig
+	@$(MAKE) rig-smoke RIG_ARCH=aarch64 RIG_SUITE=trixie
 
 demo: venv tree ## The main job on the rig: readiness, assign, restore, with xl's view (RIG_KEEP=1 keeps it up)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig tests/rig/demo

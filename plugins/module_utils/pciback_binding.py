@@ -21,6 +21,11 @@ A hypervisor that cannot pass PCI devices through (no IOMMU; Xen on Arm before 4
 quarantine either: then dom0's part is done all the same, nothing is sent to xl, and the result's
 ``hypervisor_limit`` says what Xen lacks. A quarantine refused where Xen claimed it could is an
 error on x86 (the batch is put back); elsewhere it is taken as that same limit.
+
+Such a Xen may not even let dom0 hold a device: xen-pciback of Linux 6.12 (not yet 6.1's) asks Xen
+to reset every device it takes (``PHYSDEVOP_pci_device_reset``) when dom0 is not PV, as an Arm dom0
+never is, and a Xen built without PCI support (Debian 13's arm64 Xen 4.20) answers ENOSYS, so the
+bind fails. That is a failure (the batch is put back) whose message and ``hypervisor_limit`` say why.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,6 +54,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack i
     QuarantineRefused,
     ToolstackError,
     driver_from_path,
+    no_pci_device_reset,
 )
 
 ACTION_BIND = 'bind'
@@ -428,7 +434,14 @@ class PcibackBinder:
             self.sysfs.unbind(address, plan.driver_before)
         if address not in self.sysfs.pciback_slots():
             self.sysfs.pciback_new_slot(address)
-        self.sysfs.bind(address, PCIBACK)
+        try:
+            self.sysfs.bind(address, PCIBACK)
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:
+                raise
+            self.hypervisor_limit = no_pci_device_reset(self.host.xen_version_tuple(), self.host.arch)
+            self.notes.append(self.hypervisor_limit)
+            raise PassthroughError('xen-pciback cannot take the device: %s' % self.hypervisor_limit)
         if self.reset:
             if os.path.exists(os.path.join(self.sysfs.device_dir(address), 'reset')):
                 self.sysfs.reset(address)
@@ -580,7 +593,7 @@ def open_binder(paths, commands, sysfs=None, uname=None, **options):
     host = XenHost(paths, uname=uname)
     toolstack = None
     if host.is_dom0() and host.xenstored_running():
-        candidate = XenToolstack(commands, host.xen_version_tuple(), host.arch)
+        candidate = XenToolstack(commands, host.xen_version_tuple(), host.arch, host.kernel_release)
         if candidate.available():
             toolstack = candidate
     binder = PcibackBinder(paths, host, sysfs or PciSysfs(paths), DriverJournal(paths), toolstack, commands, **options)

@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils.kernel_symbols import parse_kernel_version
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_xenstore_key
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import is_x86
 
@@ -33,7 +34,19 @@ _TIMED_OUT = (124, 137)             # coreutils timeout: stopped by SIGTERM, or 
 # Xen on Arm passes no PCI device through before 4.21 (Arm's vPCI is off; 4.21 brings it as an
 # experimental build option), whatever ``xl info`` says about an IOMMU.
 ARM_PCI_PASSTHROUGH_SINCE = (4, 21)
+# xen-pciback asks Xen to reset every device it takes (PHYSDEVOP_pci_device_reset) when dom0 is
+# not PV, as an Arm dom0 never is: Linux 6.12 does, 6.1 did not. A Xen without PCI support answers
+# ENOSYS, and then pciback cannot hold any device.
+PCIBACK_ASKS_XEN_RESET_SINCE = (6, 12)
 _QUARANTINE_FAILED = 'failed to quarantine'
+
+
+def no_pci_device_reset(xen_version, arch):
+    """What a Xen without PCI support denies a dom0 whose xen-pciback asks Xen to reset each device."""
+    return ("Xen%s on %s has no PCI passthrough support and answers ENOSYS to the PCI device reset that this dom0's "
+            "xen-pciback asks for on every device it takes (Linux 6.12's does, on a dom0 that is not PV): pciback "
+            'can hold no device on this host, and Xen cannot give any to a guest'
+            % (' %d.%d' % tuple(xen_version) if xen_version else '', arch or 'this host'))
 
 
 class ToolstackError(Exception):
@@ -98,10 +111,11 @@ def driver_from_path(path):
 class XenToolstack:
     """xenstore and xl, for one dom0 whose xenstored is known to run."""
 
-    def __init__(self, commands, xen_version=None, arch=None):
+    def __init__(self, commands, xen_version=None, arch=None, kernel_release=None):
         self.commands = commands
         self.xen_version = xen_version
         self.arch = arch
+        self.kernel_version = parse_kernel_version(kernel_release)
         self.libxl_base = '/libxl/pciback' if xen_version is not None and xen_version < (4, 15) else '/libxl/pci'
         self._paths = {}
 
@@ -193,6 +207,8 @@ class XenToolstack:
             if line.split(':', 1)[0].strip() == 'virt_caps':
                 caps = line.split(':', 1)[1].strip()
         if self._non_x86() and self.xen_version is not None and self.xen_version < ARM_PCI_PASSTHROUGH_SINCE:
+            if self.kernel_version is not None and self.kernel_version >= PCIBACK_ASKS_XEN_RESET_SINCE:
+                return False, no_pci_device_reset(self.xen_version, self.arch)
             return False, self.no_pci_passthrough('Arm has it from Xen %d.%d on, as an experimental build option'
                                                   % ARM_PCI_PASSTHROUGH_SINCE)
         if 'directio' in caps:

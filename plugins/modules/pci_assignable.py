@@ -25,6 +25,9 @@ description:
   - On a hypervisor that cannot pass PCI devices through (no IOMMU; Xen on Arm before 4.21, such as Debian 12's
     arm64 Xen 4.17, where C(xl pci-assignable-add) fails to quarantine) the task still does dom0's part and
     says in RV(hypervisor_limit) what Xen lacks; it neither fails nor reports the devices as quarantined.
+  - Such a Xen may not let dom0 hold a device at all. xen-pciback of Linux 6.12 (Debian 13) asks Xen to reset every
+    device it takes when dom0 is not PV, as on Arm, and Debian 13's arm64 Xen 4.20, built without PCI support,
+    answers ENOSYS. Then O(state=present) fails, puts the batch back and says why in RV(hypervisor_limit).
   - A failure part-way through a batch puts the devices already moved back as they were. A run interrupted
     (killed, power cut) is finished by the next run from the journal. Concurrent runs on one host wait for each other.
   - Refuses, unless O(force=true), a device the host needs (default route, the connection to the controller,
@@ -169,6 +172,9 @@ hypervisor_limit:
       toolstack, O(quarantine=false), nothing to give back).
     - dom0's part is done all the same (devices held by pciback, original drivers recorded for C(xl)); the devices
       are then not quarantined (RV(devices[].quarantined) is false) and no guest can be given them on this host.
+    - Where xen-pciback cannot take a device because Xen refuses the PCI reset it asks for (Linux 6.12 on Arm with
+      a Xen without PCI support, such as Debian 13's arm64 Xen 4.20), the task fails, the batch is put back, and
+      this says so.
   returned: always
   type: str
   sample: >-

@@ -214,7 +214,8 @@ host:
       description:
         - V(hypervisor), V(dom0), V(version), V(xenstored_running), V(quarantine_capable) (from C(xl info); false on
           Xen on Arm before 4.21, which has no PCI passthrough support), V(quarantine_note) (what Xen lacks, when
-          V(quarantine_capable) is false).
+          V(quarantine_capable) is false; on Arm with Linux 6.12 or later it also says that xen-pciback can hold no
+          device there, its bind asking Xen for a PCI reset that such a Xen refuses).
       type: dict
     pciback:
       description: >-

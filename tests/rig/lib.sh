@@ -1,7 +1,9 @@
 # Shared settings and helpers for the Xen test rig scripts (build-image, boot,
 # stop, ssh-dom0). Sourced, never executed.
 #
-# One rig per architecture, chosen by RIG_ARCH (x86_64, the default, or aarch64).
+# One rig per architecture and Debian suite, chosen by RIG_ARCH (x86_64, the
+# default, or aarch64) and RIG_SUITE (bookworm, the default: Debian 12, Xen 4.17,
+# Linux 6.1; or trixie: Debian 13, Xen 4.20, Linux 6.12).
 # Layout outside the work tree (override the root with RIG_CACHE_DIR):
 #   $RIG_CACHE_DIR/
 #     debs/                 .deb download cache shared by all builds (names carry the arch)
@@ -9,6 +11,7 @@
 #                           build-image, unpacked by tests/tools/install-collections
 #     image-<hash>/         x86_64: one finished image per version of the build scripts
 #     image-aarch64-<hash>/ aarch64: the same for the arm64 rig
+#     image-aarch64-trixie-<hash>/, image-trixie-<hash>/: the same for Debian 13
 #       image.raw           ext4 root filesystem (label "root"), kept pristine
 #       xen                 the hypervisor (x86_64: gunzipped, a multiboot kernel)
 #       vmlinuz, initrd.img dom0 kernel and initramfs
@@ -18,6 +21,7 @@
 #       DONE                written last: the image is complete
 #     run/                  x86_64: state of the running rig (override with RIG_RUN_DIR)
 #     run-aarch64/          aarch64: the same for the arm64 rig
+#     run-aarch64-trixie/, run-trixie/: the same for Debian 13
 #       overlay.qcow2       copy-on-write disk backed by image.raw
 #       qemu.pid serial.log qemu.log monitor.sock
 #       inventory.ini rig.env
@@ -27,6 +31,7 @@
 RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG_CACHE_DIR=${RIG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xenpci-rig}
 RIG_ARCH=${RIG_ARCH:-x86_64}
+RIG_SUITE=${RIG_SUITE:-bookworm}
 
 log() { printf '[rig %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -38,8 +43,16 @@ case "$RIG_ARCH" in
     aarch64) RIG_DEB_ARCH=arm64 RIG_SUFFIX=-aarch64 ;;
     *) die "RIG_ARCH must be x86_64 or aarch64, not '$RIG_ARCH'" ;;
 esac
+# Per suite: the Xen version Debian ships in it, and one more suffix (none for
+# bookworm, so its directories keep their names): a trixie rig and a bookworm
+# rig never share, nor replace, each other's images.
+case "$RIG_SUITE" in
+    bookworm) RIG_XEN_VERSION=4.17 ;;
+    trixie)   RIG_XEN_VERSION=4.20 RIG_SUFFIX=$RIG_SUFFIX-trixie ;;
+    *) die "RIG_SUITE must be bookworm or trixie, not '$RIG_SUITE'" ;;
+esac
 RIG_RUN_DIR=${RIG_RUN_DIR:-$RIG_CACHE_DIR/run$RIG_SUFFIX}
-export RIG_ARCH RIG_DEB_ARCH
+export RIG_ARCH RIG_DEB_ARCH RIG_SUITE RIG_XEN_VERSION
 
 # The collection's root (the work tree, or the build tree when the scripts run from there).
 RIG_COLLECTION_DIR=$(cd "$RIG_DIR/../.." && pwd)
@@ -87,7 +100,7 @@ rig_image_hash() {
             echo "== $file"
             cat "$RIG_COLLECTION_DIR/$file"
         done < <(rig_provision_files)
-        echo "$RIG_ARCH"
+        echo "$RIG_ARCH $RIG_SUITE"
     } | sha256sum | cut -c1-16
 }
 
@@ -95,8 +108,9 @@ rig_image_dir() {
     printf '%s/image%s-%s\n' "$RIG_CACHE_DIR" "$RIG_SUFFIX" "$(rig_image_hash)"
 }
 
-# The image directories of this architecture only (x86_64: image-<16 hex digits>;
-# aarch64: image-aarch64-<16 hex digits>): what a build may replace.
+# The image directories of this architecture and suite only (x86_64: image-<16 hex
+# digits>; aarch64: image-aarch64-<16 hex digits>; trixie: image-aarch64-trixie-<16
+# hex digits>, ...): what a build may replace.
 rig_arch_images() {
     local dir name
     for dir in "$RIG_CACHE_DIR"/image"$RIG_SUFFIX"-*; do

@@ -9,12 +9,15 @@ The tests talk to the rig the way users do: ``ansible`` runs the collection's mo
 (the collection comes from ``ANSIBLE_COLLECTIONS_PATH``, which the Makefile points at its build
 tree), and plain SSH runs ``xl`` and reads sysfs in dom0 to judge the result.
 
-The same tests run on both rigs: ``RIG_ARCH`` (``x86_64``, the default, or ``aarch64``) picks the
-rig, and the PCI addresses of its devices come from the rig's ``rig.env`` by role (``Rig.nics``,
-``Rig.xhci``, ...), never from the tests.
+The same tests run on every rig: ``RIG_ARCH`` (``x86_64``, the default, or ``aarch64``) and
+``RIG_SUITE`` (``bookworm``, the default, or ``trixie``) pick the rig, and what differs between
+rigs comes from the rig's ``rig.env``: the PCI addresses of its devices by role (``Rig.nics``,
+``Rig.xhci``, ...), the Xen version Debian ships in the suite (``Rig.xen_version``), whether that
+Xen can pass PCI devices through (``Rig.xen_passthrough``); never from the tests.
 
 Environment:
   RIG_ARCH=aarch64  the arm64 rig (default x86_64)
+  RIG_SUITE=trixie  the Debian 13 rig: Xen 4.20, Linux 6.12 (default bookworm: Xen 4.17, Linux 6.1)
   RIG_REUSE=1       use a rig that is already running (``tests/rig/boot`` by hand) and leave it running
 """
 
@@ -59,13 +62,23 @@ def rig_arch():
     return os.environ.get('RIG_ARCH') or 'x86_64'
 
 
-def _run_dir(arch):
+def rig_suite():
+    return os.environ.get('RIG_SUITE') or 'bookworm'
+
+
+def _run_dir(arch, suite):
     """The rig's run directory, as tests/rig/lib.sh names it."""
     if os.environ.get('RIG_RUN_DIR'):
         return os.environ['RIG_RUN_DIR']
     cache = os.environ.get('RIG_CACHE_DIR') or os.path.join(
         os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'xenpci-rig')
-    return os.path.join(cache, 'run' if arch == 'x86_64' else 'run-' + arch)
+    suffix = ('' if arch == 'x86_64' else '-' + arch) + ('' if suite == 'bookworm' else '-' + suite)
+    return os.path.join(cache, 'run' + suffix)
+
+
+def rig_script_env(arch, suite):
+    """The environment for the rig's scripts (boot, stop, ssh-dom0, ...): they find the rig by both."""
+    return dict(os.environ, RIG_ARCH=arch, RIG_SUITE=suite)
 
 
 class Rig:
@@ -74,7 +87,11 @@ class Rig:
     Its devices by role, as PCI addresses in dom0 (from rig.env): ``mgmt_nic`` and ``root_disk``
     (None where they are not PCI devices, as on the arm64 rig), ``nics`` (single-function e1000s),
     ``multifunction`` (the functions of one e1000), ``xhci``, ``bridges``, ``candidates``.
-    ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through.
+    ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
+    ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
+    rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);
+    ``suite`` is the rig's Debian suite and ``xen_version`` the Xen version Debian ships in it
+    (``4.17`` in bookworm, ``4.20`` in trixie).
     """
 
     def __init__(self, env):
@@ -82,6 +99,8 @@ class Rig:
         self.inventory = env['RIG_INVENTORY']
         self.host = RIG_HOST
         self.arch = env.get('RIG_ARCH') or 'x86_64'
+        self.suite = env.get('RIG_SUITE') or 'bookworm'
+        self.xen_version = env.get('RIG_XEN_VERSION') or '4.17'
         self.mgmt_nic = env.get('RIG_PCI_MGMT_NIC') or None
         self.root_disk = env.get('RIG_PCI_ROOT_DISK') or None
         self.nics = self._list('RIG_PCI_NICS')
@@ -90,14 +109,25 @@ class Rig:
         self.bridges = self._list('RIG_PCI_BRIDGES')
         self.candidates = self._list('RIG_PCI_CANDIDATES')
         self.xen_passthrough = env.get('RIG_XEN_PASSTHROUGH') == 'yes'
+        self.pciback_holds = env.get('RIG_PCIBACK_HOLDS', 'yes') == 'yes'
 
     def _list(self, key):
         return (self.env.get(key) or '').split()
 
+    def require_pciback(self):
+        """Skip a test that needs devices held by pciback where this rig's pciback cannot hold one."""
+        if not self.pciback_holds:
+            pytest.skip("xen-pciback cannot hold a device on the %s %s rig (Xen %s lacks the PCI reset Linux's "
+                        "pciback asks for; test_what_xl_does records it)" % (self.arch, self.suite, self.xen_version))
+
+    def script_env(self):
+        """The environment in which the rig's scripts (ssh-dom0, reboot, ...) find this rig."""
+        return rig_script_env(self.arch, self.suite)
+
     def ssh(self, command, check=True, timeout=300):
         argv = [os.path.join(RIG_DIR, 'ssh-dom0'), command]
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                env=dict(os.environ, RIG_ARCH=self.arch), timeout=timeout, check=False)
+                                env=self.script_env(), timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s'
                                  % (result.returncode, command, result.stdout, result.stderr))
@@ -123,7 +153,7 @@ class Rig:
     def reboot(self, power_cut=False):
         """Reboot dom0 (cleanly, or by a reset through QEMU's monitor) and wait until it answers again."""
         argv = [os.path.join(RIG_DIR, 'reboot')] + (['--power-cut'] if power_cut else [])
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900, env=self.script_env())
 
     def module(self, name, args, check=False, diff=False):
         """Run xenpci.passthrough.<name> with ``args``; return its result for the rig host."""
@@ -155,23 +185,23 @@ def _qemu_missing_reason(arch):
 
 @pytest.fixture(scope='session')
 def rig():
-    arch = rig_arch()
+    arch, suite = rig_arch(), rig_suite()
     reason = _qemu_missing_reason(arch)
     if reason:
         pytest.skip(reason)
-    run_dir = _run_dir(arch)
+    run_dir = _run_dir(arch, suite)
     reuse = os.environ.get('RIG_REUSE') == '1'
     if not reuse:
         started = time.time()
         subprocess.run([os.path.join(RIG_DIR, 'boot')], check=True, stdout=subprocess.DEVNULL,
-                       env=dict(os.environ, RIG_ARCH=arch))
-        print('%s rig booted in %.0f s' % (arch, time.time() - started))
+                       env=rig_script_env(arch, suite))
+        print('%s %s rig booted in %.0f s' % (arch, suite, time.time() - started))
     env = _read_env(os.path.join(run_dir, 'rig.env'))
     try:
         yield Rig(env)
     finally:
         if not reuse:
-            subprocess.run([os.path.join(RIG_DIR, 'stop')], check=False, env=dict(os.environ, RIG_ARCH=arch))
+            subprocess.run([os.path.join(RIG_DIR, 'stop')], check=False, env=rig_script_env(arch, suite))
             pid_file = env.get('RIG_QEMU_PID_FILE', os.path.join(run_dir, 'qemu.pid'))
             try:
                 with open(pid_file) as handle:

@@ -89,7 +89,7 @@ def start_watcher(rig, first, victim, fault):
     command = 'python3 %s %s' % (WATCHER, ' '.join(shlex.quote(value) for value in (first, victim, fault)))
     watcher = subprocess.Popen([os.path.join(RIG_DIR, 'ssh-dom0'), command], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, universal_newlines=True,
-                               env=dict(os.environ, RIG_ARCH=rig.arch))
+                               env=rig.script_env())
     assert watcher.stdout.readline().strip() == 'armed'
     return watcher
 
@@ -97,6 +97,7 @@ def start_watcher(rig, first, victim, fault):
 @pytest.fixture
 def batch(rig):
     """Four e1000s (two single-function, both functions of the multi-function one), all on e1000 afterwards."""
+    rig.require_pciback()
     devices = rig.nics + rig.multifunction
     assert len(devices) == 4 and [rig.driver(address) for address in devices] == ['e1000'] * 4
     yield devices

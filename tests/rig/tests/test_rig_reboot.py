@@ -38,6 +38,7 @@ def recorded_drivers(rig):
 @pytest.fixture
 def persistent(rig):
     """Leaves the rig as it was: devices on e1000, no hide list, no softdep, the running pciback's slots empty."""
+    rig.require_pciback()
     yield rig
     rig.module('pci_assignable', {'devices': rig.nics, 'state': 'absent', 'force': True})
     rig.ssh('rm -f %s %s' % (OPTIONS_FILE, SOFTDEP_FILE))

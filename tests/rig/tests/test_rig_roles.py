@@ -138,6 +138,7 @@ def assignable(rig):
 
 def test_assign_role_selects_moves_and_gives_back(pristine, play):
     rig = pristine
+    rig.require_pciback()
     nic_a, xhci = rig.nics[0], rig.xhci
     select = {'assign_devices': [nic_a[len('0000:'):]], 'assign_ids': ['1b36:000d'], 'assign_persistent': True}
     check = play('assign', select, check=True, facts=ASSIGN_FACTS)
@@ -191,6 +192,7 @@ def test_assign_role_refusals_move_nothing(pristine, play, variables, message):
 
 def test_assign_and_restore_playbooks(pristine, play):
     rig = pristine
+    rig.require_pciback()
     nics = rig.nics[:2]
     assign = play(playbook='xenpci.passthrough.assign', variables={'passthrough_devices': nics})
     assert assign.failed == 0 and assign.changed > 0, assign

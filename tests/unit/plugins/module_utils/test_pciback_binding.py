@@ -158,6 +158,24 @@ def test_a_hypervisor_that_claims_an_iommu_but_refuses_to_quarantine_off_x86(tmp
     assert kernel.slots() == [] and journal(kernel) == {}
 
 
+def test_a_pciback_that_needs_a_pci_reset_xen_lacks_fails_and_puts_the_batch_back(tmp_path):
+    """Debian 13 on arm64: Linux 6.12's xen-pciback asks Xen to reset the device, Xen 4.20 answers ENOSYS."""
+    kernel = build_rig_host(str(tmp_path), arch='aarch64', xen_version=(4, 20))
+    xen = FakeXen(kernel, quarantine=False)
+    bind = os.path.relpath(os.path.join(kernel.paths.pci_drivers, 'pciback', 'bind'), kernel.root)
+    kernel.fail_write(bind, errno.ENOSYS, times=2)
+    with pytest.raises(PassthroughError) as caught:
+        binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    message = str(caught.value)
+    assert message.startswith('%s: xen-pciback cannot take the device: Xen 4.20 on aarch64 has no PCI passthrough '
+                              'support and answers ENOSYS to the PCI device reset' % E1000_A)
+    assert 'pciback can hold no device on this host' in message and 'put back' in message
+    assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'e1000'
+    assert kernel.slots() == [] and journal(kernel) == {}
+    assert xen.record(E1000_A, 'driver_path') is None
+    assert not [call for call in xen.calls if call[:2] == ['xl', 'pci-assignable-add']]
+
+
 def test_on_x86_a_refused_quarantine_is_still_a_failure(tmp_path):
     kernel = build_rig_host(str(tmp_path))
     xen = FakeXen(kernel, quarantine=False, directio=True)

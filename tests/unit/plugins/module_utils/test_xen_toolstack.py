@@ -106,6 +106,19 @@ def test_xen_on_arm_before_4_21_has_no_pci_passthrough(arch, version, caps, capa
 XL_NO_PCI = (1, '', 'libxl: error: libxl_pci.c:837:libxl__device_pci_assignable_add: failed to quarantine 0000:00:01.0\n')
 
 
+@pytest.mark.parametrize('kernel, pciback_holds', [
+    ('6.1.0-44-arm64', True),             # Debian 12's arm64 rig: pciback holds devices, Xen does not quarantine
+    ('6.12.117+deb13-arm64', False),      # Debian 13's: pciback's bind asks Xen for a PCI reset, ENOSYS
+    (None, True),
+])
+def test_on_arm_without_pci_support_the_note_says_whether_pciback_can_hold_devices(kernel, pciback_holds):
+    out = 'virt_caps              : hvm hap vpmu gnttab-v1\n'
+    result, note = XenToolstack(RecordedCommands({'xl': (0, out, '')}), (4, 20), 'aarch64', kernel).quarantine_capable()
+    assert result is False and note.startswith('Xen 4.20 on aarch64 has no PCI passthrough support')
+    assert ('pciback can hold no device on this host' in note) is not pciback_holds
+    assert ('the devices are held by pciback in dom0' in note) is pciback_holds
+
+
 def test_a_refused_quarantine_off_x86_is_the_hypervisor_limit():
     with pytest.raises(QuarantineRefused) as caught:
         XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 21), 'aarch64').assignable_add(parse_pci_address('00:01.0'))
