@@ -201,3 +201,21 @@ def test_assign_and_restore_playbooks(pristine, play):
     assert restore.failed == 0 and restore.changed > 0, restore
     assert rig.driver(nics[0]) == rig.driver(nics[1]) == 'e1000'
     assert assignable(rig) == []
+
+
+XEN_HOST_FACTS = '{"dom0": xen_host_dom0, "reboot": xen_host_reboot_required}'
+
+
+def test_xen_host_role_on_a_running_dom0(rig, play):
+    """The role that provisioned the image, run again on the booted dom0: it knows it is in Xen, starts
+    the toolstack's services, has nothing to reboot for, and changes nothing on a second run."""
+    variables = {'xen_host_version': rig.xen_version, 'xen_host_manage_bootloader': False,
+                 'xen_host_apt_cache_valid_time': 0}
+    rig.ssh('systemctl stop xendomains.service')
+    first = play('xen_host', variables, facts=XEN_HOST_FACTS)
+    assert first.failed == 0, first
+    assert first.facts == {'dom0': True, 'reboot': False}, first
+    assert rig.ssh('systemctl is-active xendomains.service').stdout.strip() == 'active'
+    assert rig.ssh('pgrep -x "o?xenstored"').returncode == 0
+    again = play('xen_host', variables, facts=XEN_HOST_FACTS)
+    assert again.failed == 0 and again.changed == 0, again
