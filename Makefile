@@ -164,7 +164,7 @@ molecule-rig: venv tree ## Molecule scenario xen_rig on the Xen rig (boots it wh
 
 quick: units sanity ## units + sanity
 
-test: ## Everything CI runs: the checks above, molecule, rig-test (x86_64) and rig-smoke on the arm64 rig
+test: ## Everything CI runs: the checks above, molecule, rig-test on the x86_64, arm64 and arm64 Debian 13 rigs
 	@mkdir -p "$(BUILD)"
 	@# The rig images build in the background meanwhile (downloads, mostly); the rig targets wait for them.
 	@# build-image runs the collection's xen_host role with ansible-playbook: the venv and the build tree first.
@@ -172,13 +172,16 @@ test: ## Everything CI runs: the checks above, molecule, rig-test (x86_64) and r
 	@if [ "$${RIG_SKIP:-0}" != 1 ]; then \
 	    echo "Building the rig images in the background (log: $(BUILD)/rig-images.log)"; \
 	    export ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)"; \
-	    { RIG_ARCH=x86_64 tests/rig/build-image; RIG_ARCH=aarch64 tests/rig/build-image; } \
+	    { RIG_ARCH=x86_64 RIG_SUITE=bookworm tests/rig/build-image; \
+	      RIG_ARCH=aarch64 RIG_SUITE=bookworm tests/rig/build-image; \
+	      RIG_ARCH=aarch64 RIG_SUITE=trixie tests/rig/build-image; } \
 	        > "$(BUILD)/rig-images.log" 2>&1 < /dev/null & \
 	fi
 	@$(MAKE) units sanity lint changelog-lint docs-check
 	@$(MAKE) molecule
-	@$(MAKE) rig-test RIG_ARCH=x86_64
-	@$(MAKE) rig-smoke RIG_ARCH=aarch64
+	@$(MAKE) rig-test RIG_ARCH=x86_64 RIG_SUITE=bookworm
+	@$(MAKE) rig-test RIG_ARCH=aarch64 RIG_SUITE=bookworm
+	@$(MAKE) rig-test RIG_ARCH=aarch64 RIG_SUITE=trixie
 
 clean: ## Remove build/ and caches (keeps .venv/)
 	rm -rf "$(BUILD)" .ansible tests/output .pytest_cache

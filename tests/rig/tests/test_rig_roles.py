@@ -219,3 +219,17 @@ def test_xen_host_role_on_a_running_dom0(rig, play):
     assert rig.ssh('pgrep -x "o?xenstored"').returncode == 0
     again = play('xen_host', variables, facts=XEN_HOST_FACTS)
     assert again.failed == 0 and again.changed == 0, again
+
+
+def test_prepare_playbook(pristine, play):
+    rig = pristine
+    variables = {'passthrough_hide': [rig.nics[1]], 'passthrough_native_drivers': ['e1000'],
+                 'pciback_manage_bootloader': False}
+    prepared = play(playbook='xenpci.passthrough.prepare', variables=variables)
+    assert prepared.failed == 0 and prepared.changed > 0, prepared
+    assert hide_words(rig.nics[1]) in rig.ssh('cat %s' % OPTIONS_FILE).stdout
+    assert 'softdep e1000 pre: xen-pciback' in rig.ssh('cat %s' % SOFTDEP_FILE).stdout
+    assert 'reboot needed for the boot-time settings' in prepared.stdout
+    again = play(playbook='xenpci.passthrough.prepare', variables=variables)
+    assert again.failed == 0 and again.changed == 0, again
+    assert rig.driver(rig.nics[1]) == 'e1000'          # hiding takes the next boot; nothing moved now
