@@ -242,7 +242,8 @@ class PcibackBinder:
         if target == 'present':
             if driver != PCIBACK:
                 action = ACTION_BIND
-            elif entry is None or entry['phase'] != PHASE_HELD or self._needs_quarantine(entry):
+            elif (entry is None or entry['phase'] != PHASE_HELD or self._needs_quarantine(entry)
+                  or self._lacks_libxl_record(address, records, original)):
                 action = ACTION_ADOPT
             else:
                 action = ACTION_NONE
@@ -268,6 +269,12 @@ class PcibackBinder:
         if driver and driver != PCIBACK:
             return driver, 'current driver'
         return None, None
+
+    def _lacks_libxl_record(self, address, records, original):
+        """Held with its driver on record, but libxl's driver_path is gone (xenstore lives in memory: a reboot, or
+        xenstored down at the time): write it again, so that ``xl pci-assignable-remove -r`` can give it back."""
+        return (self.toolstack is not None and original is not None
+                and not records.get(address, {}).get('driver_path'))
 
     def _needs_quarantine(self, entry):
         return (self.quarantine and self.toolstack is not None

@@ -199,6 +199,21 @@ def test_after_a_reboot_a_held_device_is_quarantined_again_once(kernel, xen):
     assert binder(kernel, xen).ensure([E1000_A], 'present')['changed'] is False
 
 
+def test_after_a_reboot_libxl_records_come_back_where_xen_cannot_quarantine(tmp_path):
+    """arm64 rig: a reboot loses xenstore; held devices are adopted once, to write libxl's driver_path again."""
+    kernel = build_rig_host(str(tmp_path), arch='aarch64')
+    xen = FakeXen(kernel, quarantine=False)
+    binder(kernel, xen).ensure([E1000_A], 'present')
+    for key in [key for key in xen.store if key.startswith('/libxl/')]:
+        del xen.store[key]                 # xenstore lives in memory
+    kernel.set_boot_id('0f0e0d0c-0000-4000-8000-000000000002')
+    result = binder(kernel, xen).ensure([E1000_A], 'present')
+    device = by_address(result)[E1000_A]
+    assert (device['action'], device['original_driver'], device['quarantined']) == ('adopted', 'e1000', False)
+    assert xen.record(E1000_A, 'driver_path') == '/sys/bus/pci/drivers/e1000'
+    assert binder(kernel, xen).ensure([E1000_A], 'present')['changed'] is False
+
+
 def test_a_device_hidden_at_boot_is_adopted_and_released_to_the_driver_the_kernel_picks(tmp_path):
     kernel = build_rig_host(str(tmp_path), pciback_loaded=False)
     xen = FakeXen(kernel)
