@@ -58,7 +58,7 @@ export RIG_ARCH RIG_DEB_ARCH RIG_SUITE RIG_XEN_VERSION
 RIG_COLLECTION_DIR=$(cd "$RIG_DIR/../.." && pwd)
 
 # The collection's files that make the image's Xen part, through the play
-# provision-xen.yml: the xen_host role, the collection's modules its tasks and
+# provision-xen.yml: the xen_host role (its documentation aside), the collection's modules its tasks and
 # handlers call, and the module_utils those import, transitively. Paths relative to
 # the collection's root, sorted.
 rig_provision_files() {
@@ -67,7 +67,7 @@ rig_provision_files() {
     local queue=()
     while IFS= read -r file; do
         queue+=("${file#"$root"/}")
-    done < <(find "$root/roles/xen_host" -type f)
+    done < <(find "$root/roles/xen_host" -type f ! -name "*.md")
     while read -r name; do
         if [ -f "$root/plugins/modules/$name.py" ]; then queue+=("plugins/modules/$name.py"); fi
     done < <(grep -rhoE 'xenpci\.passthrough\.[a-z0-9_]+:' "$root/roles/xen_host/tasks" \
