@@ -164,7 +164,7 @@ def _host_report(paths, host, sysfs, commands):
     toolstack = None
     if dom0 and host.xenstored_running():
         report['xen']['xenstored_running'] = True
-        candidate = XenToolstack(commands, host.xen_version_tuple(), host.arch, host.kernel_release)
+        candidate = XenToolstack.for_host(commands, host)
         if candidate.available():
             toolstack = candidate
             try:

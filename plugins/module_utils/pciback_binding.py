@@ -600,7 +600,7 @@ def open_binder(paths, commands, sysfs=None, uname=None, **options):
     host = XenHost(paths, uname=uname)
     toolstack = None
     if host.is_dom0() and host.xenstored_running():
-        candidate = XenToolstack(commands, host.xen_version_tuple(), host.arch, host.kernel_release)
+        candidate = XenToolstack.for_host(commands, host)
         if candidate.available():
             toolstack = candidate
     binder = PcibackBinder(paths, host, sysfs or PciSysfs(paths), DriverJournal(paths), toolstack, commands, **options)

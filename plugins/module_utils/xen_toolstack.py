@@ -119,6 +119,11 @@ class XenToolstack:
         self.libxl_base = '/libxl/pciback' if xen_version is not None and xen_version < (4, 15) else '/libxl/pci'
         self._paths = {}
 
+    @classmethod
+    def for_host(cls, commands, host):
+        """The toolstack of the dom0 described by ``host`` (a XenHost): its Xen version, arch and kernel."""
+        return cls(commands, host.xen_version_tuple(), host.arch, host.kernel_release)
+
     def _tool(self, name):
         if name not in self._paths:
             self._paths[name] = self.commands.find(name)
