@@ -27,6 +27,8 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import
 _LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
 _ESCAPE_RE = re.compile(r'\\(\\|"|[0-7]{3}|x[0-9a-fA-F]{2})')
 _DRIVERS_PREFIX = '/sys/bus/pci/drivers/'
+_LOCAL_DOMAIN = '/local/domain'
+_PCI_BACKENDS = '/local/domain/0/backend/pci'
 COMMAND_TIMEOUT = 120               # seconds; an xl command takes about one on hardware, a few under emulation
 _TIMED_OUT = (124, 137)             # coreutils timeout: stopped by SIGTERM, or by SIGKILL after --kill-after
 
@@ -168,14 +170,30 @@ class XenToolstack:
                 record[parts[1]] = value
         return records
 
+    def live_domains(self):
+        """The domids that have a ``/local/domain/<domid>`` (dom0 included), in one ``xenstore-list``.
+
+        libxl makes that directory when it builds a domain and removes it when it destroys one.
+        """
+        out = self._run(['xenstore-list', _LOCAL_DOMAIN])
+        return set(name.strip() for name in out.splitlines() if name.strip().isdigit())
+
     def backend_devices(self):
-        """{canonical address: domid} for devices in a PV PCI backend (a PV guest's pcifront)."""
+        """{canonical address: domid} for devices in the PV PCI backend of a live domain (a PV guest's pcifront).
+
+        A destroyed guest can leave its ``backend/pci/<domid>`` behind, closed (state 6): its devices are not in use.
+        As libxl decided before Xen 4.15 (get_all_assigned_devices), only the backends of the domains listed under
+        ``/local/domain`` count; that list is read once, and only when there is a backend at all.
+        """
         used = {}
-        for path, value in self.list_tree('/local/domain/0/backend/pci').items():
+        for path, value in self.list_tree(_PCI_BACKENDS).items():
             parts = path.split('/')
             # /local/domain/0/backend/pci/<domid>/<devid>/dev-<n> = DDDD:BB:DD.F
             if len(parts) == 9 and parts[8].startswith('dev-') and value:
                 used[value.strip()] = parts[6]
+        if used:
+            live = self.live_domains()
+            used = dict((address, domid) for address, domid in used.items() if domid in live)
         return used
 
     def record_path(self, address_key, key):

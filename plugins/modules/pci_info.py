@@ -190,7 +190,11 @@ devices:
           description: V(held), V(released), or V(binding)/V(releasing) for an interrupted move; null when not in the journal.
           type: str
         assigned_domain:
-          description: The domain id using the device, when xenstore says so.
+          description:
+            - The id of the domain using the device, from libxl's record in xenstore or the PV PCI backend of a domain
+              that still exists; null when no domain uses it.
+            - The backend a destroyed guest leaves behind (closed, for a domain no longer under C(/local/domain)) does
+              not count.
           type: int
         assignable:
           description: On pciback and not used by a domain (what C(xl pci-assignable-list) lists).

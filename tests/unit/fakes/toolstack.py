@@ -6,9 +6,10 @@
 """xenstored, xl and modprobe for a FakeKernel, following libxl 4.17 (tools/libs/light/libxl_pci.c).
 
 ``FakeXen.commands`` is a Commands object for the collection: ``xenstore-ls -f``,
-``xenstore-write``, ``xenstore-rm``, ``xl pci-assignable-add/-remove [-r]/-list``, ``xl info``
-and ``modprobe`` act on the fake host as the real tools act on a dom0, sysfs writes included
-(through the same KernelSysfs, so injected failures apply to them too).
+``xenstore-list``, ``xenstore-write``, ``xenstore-rm``, ``xl pci-assignable-add/-remove [-r]/-list``,
+``xl info`` and ``modprobe`` act on the fake host as the real tools act on a dom0, sysfs writes
+included (through the same KernelSysfs, so injected failures apply to them too). ``attach`` and
+``destroy`` leave in xenstore what a guest given a device, then destroyed, leaves there.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,6 +23,8 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack i
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import PCIBACK, KernelSysfs
 
 DOMID_IO = 0x7ff1
+XENBUS_CONNECTED = 4
+XENBUS_CLOSED = 6
 
 
 class FakeXen:
@@ -48,7 +51,8 @@ class FakeXen:
 
     # ---- Commands interface ----------------------------------------------------------------
     def find(self, name):
-        if name == 'modprobe' or (self.tools and name in ('xl', 'xenstore-ls', 'xenstore-write', 'xenstore-rm')):
+        if name == 'modprobe' or (self.tools and name in ('xl', 'xenstore-ls', 'xenstore-list', 'xenstore-write',
+                                                          'xenstore-rm')):
             return '/usr/sbin/' + name
         return None
 
@@ -61,8 +65,8 @@ class FakeXen:
         pending = self.fail_commands.get(key)
         if pending and pending.pop(0) is not None:
             return 1, '', '%s: injected failure\n' % key
-        handler = {'xenstore-ls': self._ls, 'xenstore-write': self._write, 'xenstore-rm': self._rm,
-                   'xl': self._xl, 'modprobe': self._modprobe}[argv[0]]
+        handler = {'xenstore-ls': self._ls, 'xenstore-list': self._list, 'xenstore-write': self._write,
+                   'xenstore-rm': self._rm, 'xl': self._xl, 'modprobe': self._modprobe}[argv[0]]
         return handler(argv[1:])
 
     # ---- xenstore --------------------------------------------------------------------------
@@ -73,6 +77,13 @@ class FakeXen:
         lines = ['%s = "%s"' % (key, value.replace('\\', '\\\\').replace('"', '\\"'))
                  for key, value in sorted(self.store.items()) if key.startswith(path + '/')]
         return 0, ''.join(line + '\n' for line in lines), ''
+
+    def _list(self, args):
+        path = args[-1].rstrip('/')
+        below = [key[len(path) + 1:] for key in self.store if key.startswith(path + '/')]
+        if path not in self.store and not below:
+            return 1, '', 'xenstore-list: could not list path %s\n' % path
+        return 0, ''.join('%s\n' % name for name in sorted(set(key.split('/')[0] for key in below))), ''
 
     def _write(self, args):
         for index in range(0, len(args), 2):
@@ -97,10 +108,43 @@ class FakeXen:
         return self.store.get('/libxl/pci/%s/%s' % (address.replace(':', '-').replace('.', '-'), key))
 
     def attach(self, address, domid):
-        """What ``xl pci-attach`` leaves in xenstore while a guest has the device."""
-        self.set('/libxl/pci/%s/domid' % address.replace(':', '-').replace('.', '-'), str(domid))
-        self.set('/local/domain/0/backend/pci/%d/0/dev-0' % domid, address)
+        """What ``xl pci-attach`` leaves while guest ``domid`` has the device: the guest's own directory
+        ``/local/domain/<domid>``, libxl's ``domid`` in the device's record (libxl__device_pci_add), the
+        next ``dev-<n>`` of the guest's PV PCI backend, connected (libxl__device_pci_add_xenstore), and
+        Xen's owner."""
+        self.set('/local/domain/%d/domid' % domid, str(domid))
+        self.set('/local/domain/%d/name' % domid, 'guest%d' % domid)
+        self.set(self._xs_key(address, 'domid'), str(domid))
+        backend = '/local/domain/0/backend/pci/%d/0' % domid
+        index = int(self.store.get(backend + '/num_devs', '0'))
+        self.set(backend + '/frontend-id', str(domid))
+        self.set(backend + '/dev-%d' % index, address)
+        self.set(backend + '/state-%d' % index, str(XENBUS_CONNECTED))
+        self.set(backend + '/num_devs', str(index + 1))
+        self.set(backend + '/state', str(XENBUS_CONNECTED))
         self.owner[address] = domid
+
+    def destroy(self, domid):
+        """Guest ``domid`` is gone (it powered itself off with ``on_poweroff="destroy"``, or ``xl destroy``), as
+        libxl 4.17 tears it down: libxl__device_pci_destroy_all deassigns each of its devices (Xen puts a
+        device that was quarantined back in quarantine, others go back to dom0) and drops the ``domid`` of
+        its record, but the PV PCI backend ``backend/pci/<domid>`` stays behind, closed (state 6), because
+        libxl__device_pci_remove_xenstore waits for a connected backend and gives up; the guest's
+        ``/local/domain/<domid>`` is removed."""
+        for address, owner in list(self.owner.items()):
+            if owner == domid:
+                if self.can_quarantine:
+                    self.owner[address] = DOMID_IO
+                else:
+                    del self.owner[address]
+                self.store.pop(self._xs_key(address, 'domid'), None)
+        backend = '/local/domain/0/backend/pci/%d/' % domid
+        for key in self.store:
+            if key.startswith(backend) and key.rsplit('/', 1)[-1].split('-')[0] == 'state':
+                self.store[key] = str(XENBUS_CLOSED)
+        guest = '/local/domain/%d' % domid
+        for key in [key for key in self.store if key == guest or key.startswith(guest + '/')]:
+            del self.store[key]
 
     # ---- xl (libxl 4.17 semantics) -----------------------------------------------------------
     def _xl(self, args):

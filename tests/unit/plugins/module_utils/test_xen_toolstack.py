@@ -61,6 +61,37 @@ def test_a_missing_tree_is_empty_and_other_failures_raise():
         XenToolstack(broken).libxl_records()
 
 
+BACKEND_OUTPUT = '''/local/domain/0/backend/pci/2 = ""
+/local/domain/0/backend/pci/2/0 = ""
+/local/domain/0/backend/pci/2/0/state = "6"
+/local/domain/0/backend/pci/2/0/num_devs = "1"
+/local/domain/0/backend/pci/2/0/dev-0 = "0000:00:03.0"
+/local/domain/0/backend/pci/3/0/state = "4"
+/local/domain/0/backend/pci/3/0/num_devs = "2"
+/local/domain/0/backend/pci/3/0/dev-0 = "0000:00:04.0"
+/local/domain/0/backend/pci/3/0/state-0 = "4"
+/local/domain/0/backend/pci/3/0/dev-1 = "0000:00:05.0"
+'''
+
+
+def test_backend_devices_are_those_of_live_domains_listed_once_for_all():
+    commands = RecordedCommands({'xenstore-ls': (0, BACKEND_OUTPUT, ''), 'xenstore-list': (0, '0\n3\n', '')})
+    assert XenToolstack(commands, (4, 17)).backend_devices() == {'0000:00:04.0': '3', '0000:00:05.0': '3'}
+    assert commands.argv == [['/usr/bin/xenstore-ls', '-f', '/local/domain/0/backend/pci'],
+                             ['/usr/bin/xenstore-list', '/local/domain']]
+
+
+def test_no_backend_needs_no_domain_list_and_a_failed_list_raises():
+    missing = RecordedCommands({'xenstore-ls': (1, '', 'xenstore-ls: xs_directory (/local/domain/0/backend/pci): '
+                                                       'No such file or directory\n')})
+    assert XenToolstack(missing).backend_devices() == {}
+    assert [argv[0] for argv in missing.argv] == ['/usr/bin/xenstore-ls']
+    broken = RecordedCommands({'xenstore-ls': (0, BACKEND_OUTPUT, ''),
+                               'xenstore-list': (1, '', 'xenstore-list: could not list path /local/domain\n')})
+    with pytest.raises(ToolstackError, match='could not list path'):
+        XenToolstack(broken).backend_devices()
+
+
 def test_xen_before_4_15_keeps_records_under_pciback():
     commands = RecordedCommands({})
     XenToolstack(commands, (4, 14)).write_driver_paths({parse_pci_address('00:03.0'): 'e1000'})

@@ -107,7 +107,7 @@ class PreparedHost:
 
 
 def _reads(argv):
-    return argv[0] == 'xenstore-ls' or argv[:2] in (['xl', 'info'], ['xl', 'pci-assignable-list'])
+    return argv[0] in ('xenstore-ls', 'xenstore-list') or argv[:2] in (['xl', 'info'], ['xl', 'pci-assignable-list'])
 
 
 @pytest.fixture

@@ -47,3 +47,33 @@ def test_a_hypervisor_without_pci_passthrough_is_said_in_the_result(run):
     assert result['changed'] is True and not result.get('failed')
     assert result['devices'][0]['quarantined'] is False
     assert 'no PCI passthrough support' in result['hypervisor_limit']
+
+
+def test_a_device_left_by_a_destroyed_guest_is_given_back(run):
+    # A guest that powers itself off (on_poweroff="destroy") leaves its PV PCI backend behind, closed:
+    # the domain is gone, and the device is back in quarantine where xl pci-assignable-remove -r takes it.
+    run(pci_assignable, devices=[E1000_A])
+    run.xen.attach(E1000_A, 2)
+    run.xen.destroy(2)
+    assert run.xen.store['/local/domain/0/backend/pci/2/0/dev-0'] == E1000_A
+    assert run.xen.store['/local/domain/0/backend/pci/2/0/state'] == '6'
+    result = run(pci_assignable, devices=[E1000_A], state='absent')
+    assert not result.get('failed'), result['msg']
+    assert result['changed'] is True
+    assert run.kernel.driver(E1000_A) == 'e1000' and E1000_A not in run.xen.owner
+
+
+def test_a_device_a_live_guest_uses_is_refused_naming_that_guest(run):
+    run(pci_assignable, devices=[E1000_A, E1000_B])
+    run.xen.attach(E1000_B, 2)
+    run.xen.destroy(2)
+    run.xen.attach(E1000_A, 3)
+    result = run(pci_assignable, devices=[E1000_A, E1000_B], state='absent')
+    assert result['failed'] is True
+    assert '%s is assigned to domain 3' % E1000_A in result['msg'] and 'domain 2' not in result['msg']
+    assert run.kernel.driver(E1000_A) == run.kernel.driver(E1000_B) == 'pciback'
+    # Only the PV backend names the guest (libxl before 4.15 kept no domid in its record): still refused.
+    del run.xen.store['/libxl/pci/0000-00-03-0/domid']
+    result = run(pci_assignable, devices=[E1000_A], state='absent')
+    assert result['failed'] is True and '%s is assigned to domain 3' % E1000_A in result['msg']
+    assert run.kernel.driver(E1000_A) == 'pciback'

@@ -87,3 +87,16 @@ def test_passthrough_view_after_assignment(run):
         'original_driver_source': 'journal', 'journal_phase': 'held', 'assigned_domain': 7,
         'assignable': False, 'candidate': True,
     }
+
+
+def test_passthrough_view_after_the_guest_is_destroyed(run):
+    run(pci_assignable, devices=[E1000_A, E1000_B])
+    run.xen.attach(E1000_A, 2)
+    run.xen.destroy(2)                                  # its PV PCI backend stays, closed
+    run.xen.attach(E1000_B, 3)
+    del run.xen.store['/libxl/pci/0000-00-04-0/domid']  # only the backend of the live guest names it
+    devices = by_address(run(pci_info, addresses=[E1000_A, E1000_B]))
+    assert devices[E1000_A]['passthrough']['assigned_domain'] is None
+    assert devices[E1000_A]['passthrough']['assignable'] is True
+    assert devices[E1000_B]['passthrough']['assigned_domain'] == 3
+    assert devices[E1000_B]['passthrough']['assignable'] is False
