@@ -69,8 +69,9 @@ $(VENV_STAMP): requirements-dev.txt
 	@"$(BIN)/python" -m pip install --quiet -r requirements-dev.txt
 	@touch "$@"
 
+# make test syncs once, then sets SYNC_TREE=0: its two lanes run targets side by side on one tree.
 tree: ## Copy the collection to build/collections/ansible_collections/...
-	@"$(TOOLS)/sync-tree" "$(TREE)"
+	@if [ "$${SYNC_TREE:-1}" = 1 ]; then "$(TOOLS)/sync-tree" "$(TREE)"; fi
 
 units: venv tree ## Run the unit tests (pytest on tests/unit)
 	@if [ -z "$$(find tests/unit -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
@@ -164,24 +165,8 @@ molecule-rig: venv tree ## Molecule scenario xen_rig on the Xen rig (boots it wh
 
 quick: units sanity ## units + sanity
 
-test: ## Everything CI runs: the checks above, molecule, rig-test on the x86_64, arm64 and arm64 Debian 13 rigs
-	@mkdir -p "$(BUILD)"
-	@# The rig images build in the background meanwhile (downloads, mostly); the rig targets wait for them.
-	@# build-image runs the collection's xen_host role with ansible-playbook: the venv and the build tree first.
-	@$(MAKE) venv tree
-	@if [ "$${RIG_SKIP:-0}" != 1 ]; then \
-	    echo "Building the rig images in the background (log: $(BUILD)/rig-images.log)"; \
-	    export ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)"; \
-	    { RIG_ARCH=x86_64 RIG_SUITE=bookworm tests/rig/build-image; \
-	      RIG_ARCH=aarch64 RIG_SUITE=bookworm tests/rig/build-image; \
-	      RIG_ARCH=aarch64 RIG_SUITE=trixie tests/rig/build-image; } \
-	        > "$(BUILD)/rig-images.log" 2>&1 < /dev/null & \
-	fi
-	@$(MAKE) units sanity lint changelog-lint docs-check
-	@$(MAKE) molecule
-	@$(MAKE) rig-test RIG_ARCH=x86_64 RIG_SUITE=bookworm
-	@$(MAKE) rig-test RIG_ARCH=aarch64 RIG_SUITE=bookworm
-	@$(MAKE) rig-test RIG_ARCH=aarch64 RIG_SUITE=trixie
+test: ## Everything CI runs: checks, molecule and the rig tests on three rigs, in two lanes, with a timing table
+	@BUILD="$(BUILD)" MAKE="$(MAKE)" "$(TOOLS)/make-test"
 
 clean: ## Remove build/ and caches (keeps .venv/)
 	rm -rf "$(BUILD)" .ansible tests/output .pytest_cache

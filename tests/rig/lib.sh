@@ -34,6 +34,11 @@ RIG_ARCH=${RIG_ARCH:-x86_64}
 RIG_SUITE=${RIG_SUITE:-bookworm}
 
 log() { printf '[rig %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# timing_note PHASE TEXT: a note for the phase PHASE of make test's timing table (built or cached,
+# boots retried), written only when make test asks for them (XENPCI_TIMINGS, see tests/tools/make-test).
+timing_note() {
+    if [ -n "${XENPCI_TIMINGS:-}" ]; then printf 'note\t%s\t%s\n' "$1" "$2" >> "$XENPCI_TIMINGS"; fi
+}
 die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Per architecture: Debian's name for it, and the suffix of the cache entries
@@ -43,16 +48,16 @@ case "$RIG_ARCH" in
     aarch64) RIG_DEB_ARCH=arm64 RIG_SUFFIX=-aarch64 ;;
     *) die "RIG_ARCH must be x86_64 or aarch64, not '$RIG_ARCH'" ;;
 esac
-# Per suite: the Xen version Debian ships in it, and one more suffix (none for
+# Per suite: the Xen and Python versions Debian ships in it, and one more suffix (none for
 # bookworm, so its directories keep their names): a trixie rig and a bookworm
 # rig never share, nor replace, each other's images.
 case "$RIG_SUITE" in
-    bookworm) RIG_XEN_VERSION=4.17 ;;
-    trixie)   RIG_XEN_VERSION=4.20 RIG_SUFFIX=$RIG_SUFFIX-trixie ;;
+    bookworm) RIG_XEN_VERSION=4.17 RIG_PYTHON_VERSION=3.11 ;;
+    trixie)   RIG_XEN_VERSION=4.20 RIG_PYTHON_VERSION=3.13 RIG_SUFFIX=$RIG_SUFFIX-trixie ;;
     *) die "RIG_SUITE must be bookworm or trixie, not '$RIG_SUITE'" ;;
 esac
 RIG_RUN_DIR=${RIG_RUN_DIR:-$RIG_CACHE_DIR/run$RIG_SUFFIX}
-export RIG_ARCH RIG_DEB_ARCH RIG_SUITE RIG_XEN_VERSION
+export RIG_ARCH RIG_DEB_ARCH RIG_SUITE RIG_XEN_VERSION RIG_PYTHON_VERSION
 
 # The collection's root (the work tree, or the build tree when the scripts run from there).
 RIG_COLLECTION_DIR=$(cd "$RIG_DIR/../.." && pwd)
