@@ -11,6 +11,10 @@ had, ``domid`` is set while a guest has it. Writing ``driver_path`` ourselves is
 ``xl pci-assignable-remove -r`` give back a device this collection assigned, and reading it is
 how this collection gives back a device that ``xl pci-assignable-add`` assigned.
 
+A guest's devices are what ``xl pci-list`` shows (libxl reads them from the guest's PV PCI
+backend, ``/local/domain/0/backend/pci/<domid>/0``); ``xl pci-attach`` and ``xl pci-detach``
+change them, and ``xl list`` names the domains that run.
+
 Commands are run through ``commands`` (argument lists only, never a shell string).
 """
 
@@ -21,10 +25,16 @@ __metaclass__ = type
 import re
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils.kernel_symbols import parse_kernel_version
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import parse_xenstore_key
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import (
+    PciAddressError,
+    parse_pci_address,
+    parse_xenstore_key,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import is_x86
 
 _LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
+# xl pci-list (tools/xl/xl_pci.c, pcilist): a "Vdev Device" header, then "%02x.%01x %04x:%02x:%02x.%01x" per device.
+_PCI_LIST_RE = re.compile(r'^([0-9a-fA-F]{2})\.([0-7])\s+([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s*$')
 _ESCAPE_RE = re.compile(r'\\(\\|"|[0-7]{3}|x[0-9a-fA-F]{2})')
 _DRIVERS_PREFIX = '/sys/bus/pci/drivers/'
 _LOCAL_DOMAIN = '/local/domain'
@@ -95,6 +105,23 @@ def _unescape(value):
             return chr(int(token[1:], 16))
         return chr(int(token, 8))
     return _ESCAPE_RE.sub(replace, value)
+
+
+def _canonical(address):
+    try:
+        return str(parse_pci_address(address.strip()))
+    except PciAddressError:
+        return address.strip()
+
+
+def _parse_opts(text):
+    """libxl's ``opts-<n>`` (``msitranslate=0,power_mgmt=0,permissive=1,rdm_policy=strict``) as {key: value}."""
+    options = {}
+    for item in text.split(','):
+        if '=' in item:
+            key, value = item.split('=', 1)
+            options[key.strip()] = value.strip()
+    return options
 
 
 def driver_path_for(driver):
@@ -185,16 +212,90 @@ class XenToolstack:
         As libxl decided before Xen 4.15 (get_all_assigned_devices), only the backends of the domains listed under
         ``/local/domain`` count; that list is read once, and only when there is a backend at all.
         """
-        used = {}
+        return dict((address, entry['domid']) for address, entry in self.pci_backends().items())
+
+    def pci_backends(self):
+        """{canonical address: {'domid': str, 'options': {key: value}}} for the devices in the PV PCI backend of a
+        live domain, with the options libxl wrote for each (``opts-<n>``: msitranslate, power_mgmt, permissive,
+        rdm_policy); one ``xenstore-ls``, and one ``xenstore-list`` of the live domains when there is a backend.
+        """
+        devices = {}
+        options = {}
         for path, value in self.list_tree(_PCI_BACKENDS).items():
             parts = path.split('/')
-            # /local/domain/0/backend/pci/<domid>/<devid>/dev-<n> = DDDD:BB:DD.F
-            if len(parts) == 9 and parts[8].startswith('dev-') and value:
-                used[value.strip()] = parts[6]
-        if used:
+            # /local/domain/0/backend/pci/<domid>/<devid>/dev-<n> = DDDD:BB:DD.F, .../opts-<n> = k=v,k=v
+            if len(parts) != 9 or '-' not in parts[8]:
+                continue
+            key, index = parts[8].split('-', 1)
+            if key == 'dev' and value:
+                devices[(parts[6], parts[7], index)] = _canonical(value)
+            elif key == 'opts':
+                options[(parts[6], parts[7], index)] = _parse_opts(value)
+        used = {}
+        if devices:
             live = self.live_domains()
-            used = dict((address, domid) for address, domid in used.items() if domid in live)
+            for slot, address in sorted(devices.items()):
+                if slot[0] in live:
+                    used[address] = {'domid': slot[0], 'options': options.get(slot, {})}
         return used
+
+    # ---- domains and their devices ---------------------------------------------------------------
+    def domains(self):
+        """The running domains, as ``xl list`` prints them: [{'name', 'domid' (int), 'state'}], dom0 included.
+
+        xl prints ``%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f`` per domain (name, id, memory, vCPUs, state
+        letters r b p s c d, CPU time); a name may hold blanks, so the five last fields are split off the right.
+        """
+        out = self._run(['xl', 'list'])
+        domains = []
+        for line in out.splitlines()[1:]:
+            fields = line.rsplit(None, 5)
+            if len(fields) == 6 and fields[1].isdigit():
+                domains.append({'name': fields[0], 'domid': int(fields[1]), 'state': fields[4]})
+        return domains
+
+    def pci_list(self, domid):
+        """``xl pci-list <domid>``: [{'address': canonical, 'vslot': 'DD.F' as the guest sees it}] in xl's order.
+
+        xl prints nothing at all (not even its header) for a domain without PCI devices.
+        """
+        out = self._run(['xl', 'pci-list', str(domid)])
+        devices = []
+        for line in out.splitlines():
+            match = _PCI_LIST_RE.match(line.strip())
+            if match:
+                devices.append({'address': match.group(3).lower(),
+                                'vslot': '%s.%s' % (match.group(1).lower(), match.group(2))})
+        return devices
+
+    def pci_attach(self, domid, spec):
+        """``xl pci-attach <domid> <PCI_SPEC_STRING>`` (xl-pci-configuration(5)): libxl_device_pci_add."""
+        self._run(['xl', 'pci-attach', str(domid), spec])
+
+    def pci_detach(self, domid, address):
+        """``xl pci-detach <domid> <BDF>``: libxl_device_pci_remove (fails for a device the guest does not have)."""
+        self._run(['xl', 'pci-detach', str(domid), str(address)])
+
+    def guest_passthrough_limit(self):
+        """Why Xen on this host cannot give a PCI device to a guest, or None when it may (xl has the last word).
+
+        Xen on Arm passes no PCI device to a guest before 4.21 (no vPCI for domUs, and Linux has no PV PCI frontend
+        there); from 4.21 it needs an IOMMU (``directio`` in ``xl info``'s virt_caps). On x86 a PV guest can be
+        given a device even without an IOMMU, so xl decides.
+        """
+        if not self._non_x86():
+            return None
+        if self.xen_version is not None and self.xen_version < ARM_PCI_PASSTHROUGH_SINCE:
+            return ('Xen %d.%d on %s has no PCI passthrough to guests (Arm has it from Xen %d.%d on, as an experimental '
+                    'build option; before, Xen assigns no PCI device to a domU and Linux has no PV PCI frontend there): '
+                    'no device can be attached to a guest on this host'
+                    % (self.xen_version + (self.arch,) + ARM_PCI_PASSTHROUGH_SINCE))
+        caps = self._virt_caps()
+        if 'directio' not in caps:
+            return ('Xen%s on %s reports no PCI passthrough support (virt_caps: %s): no IOMMU, or a hypervisor built '
+                    'without PCI passthrough; no device can be attached to a guest on this host'
+                    % (' %d.%d' % self.xen_version if self.xen_version else '', self.arch, caps or 'none'))
+        return None
 
     def record_path(self, address_key, key):
         return '%s/%s/%s' % (self.libxl_base, address_key, key)
@@ -222,13 +323,18 @@ class XenToolstack:
                 'listed by xl pci-assignable-list, but Xen does not quarantine them and cannot give them to a guest'
                 % (' %d.%d' % self.xen_version if self.xen_version else '', self.arch or 'this host', detail))
 
-    def quarantine_capable(self):
-        """(capable, reason): whether Xen can quarantine PCI devices, from ``xl info``'s virt_caps and the arch."""
+    def _virt_caps(self):
+        """``xl info``'s virt_caps ('' when it says none)."""
         out = self._run(['xl', 'info'])
         caps = ''
         for line in out.splitlines():
             if line.split(':', 1)[0].strip() == 'virt_caps':
                 caps = line.split(':', 1)[1].strip()
+        return caps
+
+    def quarantine_capable(self):
+        """(capable, reason): whether Xen can quarantine PCI devices, from ``xl info``'s virt_caps and the arch."""
+        caps = self._virt_caps()
         if self._non_x86() and self.xen_version is not None and self.xen_version < ARM_PCI_PASSTHROUGH_SINCE:
             if self.kernel_version is not None and self.kernel_version >= PCIBACK_ASKS_XEN_RESET_SINCE:
                 return False, no_pci_device_reset(self.xen_version, self.arch)

@@ -203,3 +203,87 @@ def test_commands_for_module_stop_a_command_that_hangs():
 def test_commands_for_module_without_coreutils_timeout_run_the_command_itself():
     commands = Commands.for_module(ProcessModule(has_timeout=False), timeout=1)
     assert commands.run([shutil.which('echo'), 'plain']) == (0, 'plain\n', '')
+
+
+# ---- domains and their devices ------------------------------------------------------------------
+
+XL_LIST = '''Name                                        ID   Mem VCPUs\tState\tTime(s)
+Domain-0                                     0  2048     2     r-----      25.6
+web1                                         3   512     1     -b----       2.1
+a name with blanks                          12  1024     2     --ps--       0.4
+'''
+
+
+def test_domains_are_read_from_xl_list_names_with_blanks_included():
+    commands = RecordedCommands({'xl': (0, XL_LIST, '')})
+    assert XenToolstack(commands, (4, 17)).domains() == [
+        {'name': 'Domain-0', 'domid': 0, 'state': 'r-----'},
+        {'name': 'web1', 'domid': 3, 'state': '-b----'},
+        {'name': 'a name with blanks', 'domid': 12, 'state': '--ps--'},
+    ]
+    assert commands.argv == [['/usr/bin/xl', 'list']]
+
+
+def test_pci_list_is_parsed_and_an_empty_one_prints_nothing():
+    out = 'Vdev Device\n00.0 0000:00:03.0\n05.1 0000:0A:1c.5\n'
+    commands = RecordedCommands({'xl': (0, out, '')})
+    assert XenToolstack(commands, (4, 17)).pci_list(3) == [{'address': '0000:00:03.0', 'vslot': '00.0'},
+                                                           {'address': '0000:0a:1c.5', 'vslot': '05.1'}]
+    assert commands.argv == [['/usr/bin/xl', 'pci-list', '3']]
+    assert XenToolstack(RecordedCommands({'xl': (0, '', '')})).pci_list(3) == []
+    with pytest.raises(ToolstackError, match='invalid domain identifier'):
+        XenToolstack(RecordedCommands({'xl': (1, '', 'x is an invalid domain identifier (rc=-6)\n')})).pci_list('x')
+
+
+def test_attach_and_detach_pass_the_spec_as_one_argument():
+    commands = RecordedCommands({})
+    toolstack = XenToolstack(commands, (4, 17))
+    toolstack.pci_attach(3, '0000:00:03.0,permissive=1')
+    toolstack.pci_detach(3, parse_pci_address('00:03.0'))
+    assert commands.argv == [['/usr/bin/xl', 'pci-attach', '3', '0000:00:03.0,permissive=1'],
+                             ['/usr/bin/xl', 'pci-detach', '3', '0000:00:03.0']]
+    failing = RecordedCommands({'xl': (1, '', 'libxl: error: ... PCI device 0:0:3.0 is not assignable\n')})
+    with pytest.raises(ToolstackError, match='xl pci-attach 3 0000:00:03.0 failed .rc=1.: .*is not assignable'):
+        XenToolstack(failing).pci_attach(3, '0000:00:03.0')
+
+
+BACKENDS_WITH_OPTIONS = '''/local/domain/0/backend/pci/3/0/num_devs = "2"
+/local/domain/0/backend/pci/3/0/dev-0 = "0000:00:04.0"
+/local/domain/0/backend/pci/3/0/dev-1 = "0000:00:03.0"
+/local/domain/0/backend/pci/3/0/opts-1 = "msitranslate=1,power_mgmt=0,permissive=1,rdm_policy=relaxed"
+/local/domain/0/backend/pci/7/0/state = "6"
+/local/domain/0/backend/pci/7/0/num_devs = "1"
+/local/domain/0/backend/pci/7/0/dev-0 = "0000:00:03.0"
+/local/domain/0/backend/pci/7/0/opts-0 = "msitranslate=0,power_mgmt=0,permissive=0,rdm_policy=strict"
+'''
+
+
+def test_pci_backends_give_the_live_holder_and_its_options():
+    # The destroyed guest 7 left 00:03.0 in its closed backend, listed after guest 3's, which has it now: 3 it is
+    # (the closed backend must not hide the live one).
+    commands = RecordedCommands({'xenstore-ls': (0, BACKENDS_WITH_OPTIONS, ''), 'xenstore-list': (0, '0\n3\n', '')})
+    backends = XenToolstack(commands, (4, 17)).pci_backends()
+    assert backends == {
+        '0000:00:04.0': {'domid': '3', 'options': {}},
+        '0000:00:03.0': {'domid': '3', 'options': {'msitranslate': '1', 'power_mgmt': '0', 'permissive': '1',
+                                                   'rdm_policy': 'relaxed'}},
+    }
+    commands = RecordedCommands({'xenstore-ls': (0, BACKENDS_WITH_OPTIONS, ''), 'xenstore-list': (0, '0\n3\n', '')})
+    assert XenToolstack(commands, (4, 17)).backend_devices() == {'0000:00:04.0': '3', '0000:00:03.0': '3'}
+
+
+@pytest.mark.parametrize('arch, version, caps, limit, asks_xl', [
+    ('aarch64', (4, 17), 'hvm hap vpmu gnttab-v1', 'Xen 4.17 on aarch64 has no PCI passthrough to guests', False),
+    ('aarch64', (4, 20), 'hvm hvm_directio hap', 'Xen 4.20 on aarch64 has no PCI passthrough to guests', False),
+    ('aarch64', (4, 21), 'hvm hap gnttab-v1', 'Xen 4.21 on aarch64 reports no PCI passthrough support', True),
+    ('aarch64', (4, 21), 'hvm hvm_directio hap iommu_hap_pt_share', None, True),
+    ('x86_64', (4, 17), 'pv hvm hap shadow', None, False),       # a PV guest takes a device without an IOMMU
+])
+def test_guest_passthrough_limit(arch, version, caps, limit, asks_xl):
+    commands = RecordedCommands({'xl': (0, 'virt_caps              : %s\n' % caps, '')})
+    found = XenToolstack(commands, version, arch).guest_passthrough_limit()
+    if limit is None:
+        assert found is None
+    else:
+        assert found.startswith(limit) and found.endswith('no device can be attached to a guest on this host')
+    assert (commands.argv == [['/usr/bin/xl', 'info']]) is asks_xl
