@@ -24,6 +24,13 @@ on pciback, assignable: giving it back to its dom0 driver is ``pci_assignable``'
 A failure part-way through attaching detaches again what the task attached and gives back to their
 drivers the devices it made assignable. A failure part-way through detaching stops there: the
 devices already detached stay detached (what was asked), and the error names them.
+
+With a guest configuration file (``config``), its ``pci = [...]`` list is kept in step too (through
+xl_config: a file xl could not read, or whose list an edit could not be sure of, is refused and left
+as it was; the new text replaces the file atomically, never through a symbolic link). The file is
+planned before anything changes, and written last, under the same lock; whether the guest runs or
+not: a guest that does not run only has its file changed. A file that names another guest
+(``name = "..."``) is refused.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,9 +39,18 @@ __metaclass__ = type
 
 import unicodedata
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal import JournalError
+from ansible_collections.xenpci.passthrough.plugins.module_utils.file_edit import FileEditError, write_planned
 from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import PciAddressError, parse_pci_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding import PassthroughError
 from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PCIBACK
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import ToolstackError
+from ansible_collections.xenpci.passthrough.plugins.module_utils.xl_config import (
+    XlConfigError,
+    dequote,
+    parse_statements,
+    plan_pci_edit,
+)
 
 DOM0_NAME = 'Domain-0'
 # The per-device options of a PCI_SPEC_STRING (xl-pci-configuration(5)) this module sets, in xl's order.
@@ -49,6 +65,7 @@ _FALSE = ('0', 'false', 'no', 'off')
 ACTION_ATTACH = 'attached'
 ACTION_DETACH = 'detached'
 ACTION_NONE = 'unchanged'
+_LEFT_AS_IT_WAS = '; it was left as it was'
 
 
 class GuestPciError(Exception):
@@ -174,6 +191,7 @@ class DevicePlan:
         self.driver_before = driver_before
         self.holder = holder                    # another domain's id when one has it
         self.make_assignable = make_assignable
+        self.config_action = None               # with a config file: added, replaced, removed or unchanged
 
     @property
     def address(self):
@@ -186,11 +204,13 @@ class DevicePlan:
             'options': dict(self.request.options),
             'made_assignable': self.make_assignable and self.action == ACTION_ATTACH,
             'driver_before': self.driver_before,
+            'config_action': self.config_action,
         }
 
 
 class GuestDevices:
-    """Attaches (``present``) or detaches (``absent``) PCI devices of one running guest on one dom0.
+    """Attaches (``present``) or detaches (``absent``) PCI devices of one guest on one dom0, and keeps its
+    configuration file's ``pci`` list in step when one is given.
 
     ``host`` is a XenHost, ``sysfs`` a PciSysfs, ``toolstack`` a XenToolstack (None when xenstored does not run
     or xl is missing: then every task is refused), ``open_binder`` makes a PcibackBinder for a ``check_mode``.
@@ -208,48 +228,104 @@ class GuestDevices:
         self.lock = lock
         self.notes = []
         self.hypervisor_limit = None
+        self.config_diff = None                 # the configuration file's diff, once planned
 
     # ---- entry point -------------------------------------------------------------------------
-    def ensure(self, domain, devices, state):
-        """Bring ``devices`` of guest ``domain`` to ``state``; a result dict, or GuestPciError."""
+    def ensure(self, domain, devices, state, config=None, backup=None):
+        """Bring ``devices`` of guest ``domain`` (and of its configuration file ``config``) to ``state``.
+
+        Returns a result dict, or raises GuestPciError. ``backup`` (``module.backup_local``) copies the file first.
+        """
         requests = parse_device_requests(devices)
         check_domain_name(domain)
         self._require_toolstack()
         if state == 'present':
             self._refuse_without_passthrough()
-        guest, names = self._find_guest(domain)
+        guest, names = self._find_guest(domain, config)
         missing = [request.address for request in requests if not self.sysfs.exists(request.address)]
-        if missing:
+        if missing and (state == 'present' or config is None):
             raise GuestPciError('no such PCI device: %s (not in %s); nothing was changed'
                                 % (', '.join(missing), self.sysfs.devices_dir))
-        try:
-            before = self.toolstack.pci_list(guest['domid'])
-            records = self.toolstack.libxl_records()
-            backends = self.toolstack.pci_backends()
-        except ToolstackError as exc:
-            raise GuestPciError('cannot read the devices of %s: %s; nothing was changed' % (_named(guest), exc))
-        attached = [device['address'] for device in before]
-        plans = [self._plan(request, state, guest, attached, records, backends) for request in requests]
-        self._refuse(plans, guest, names, records, backends)
-        self._note_options(plans, backends, guest)
+        planned = self._plan_config(config, requests, state, guest, domain) if config else None
+        attached = []
+        plans = [DevicePlan(request, ACTION_NONE, self.sysfs.driver(request.address)
+                            if request.address not in missing else None) for request in requests]
+        if guest is not None:
+            try:
+                attached = [device['address'] for device in self.toolstack.pci_list(guest['domid'])]
+                records = self.toolstack.libxl_records()
+                backends = self.toolstack.pci_backends()
+            except ToolstackError as exc:
+                raise GuestPciError('cannot read the devices of %s: %s; nothing was changed' % (_named(guest), exc))
+            plans = [self._plan(request, state, attached, records, backends) if request.address not in missing
+                     else DevicePlan(request, ACTION_NONE, None) for request in requests]
+            self._refuse(plans, guest, names, records, backends)
+            self._note_options(plans, backends, guest)
+        if planned is not None:
+            self._config_actions(plans, planned)
         assignable = self._make_assignable_check(plans)
         work = [plan for plan in plans if plan.action != ACTION_NONE]
         after = self._expected_after(attached, work)
-        if work and not self.check_mode:
+        file_changes = planned is not None and planned[0].changed
+        backup_file = None
+        if (work or file_changes) and not self.check_mode:
             if self.lock is None:
-                assignable, after = self._apply(guest, work, attached)
+                assignable, after, backup_file = self._apply(guest, work, attached, planned, backup)
             else:
                 with self.lock():
-                    assignable, after = self._apply(guest, work, attached)
-        return {
-            'changed': bool(work),
-            'domain': {'name': guest['name'], 'domid': guest['domid']},
+                    assignable, after, backup_file = self._apply(guest, work, attached, planned, backup)
+        result = {
+            'changed': bool(work) or file_changes,
+            'domain': {'name': guest['name'] if guest else domain, 'domid': guest['domid'] if guest else None,
+                       'running': guest is not None},
             'devices': [plan.result() for plan in plans],
             'guest_devices': {'before': attached, 'after': after},
             'assignable': assignable,
             'notes': self.notes,
             'hypervisor_limit': self.hypervisor_limit,
         }
+        if planned is not None:
+            self.config_diff = planned[0].diff()
+            result['config'] = {'path': config, 'changed': file_changes, 'added': planned[1].added,
+                                'replaced': planned[1].replaced, 'removed': planned[1].removed}
+            if backup_file:
+                result['config']['backup_file'] = backup_file
+        return result
+
+    # ---- the configuration file --------------------------------------------------------------
+    def _plan_config(self, config, requests, state, guest, domain):
+        """(PlannedFile, PciEdit) for the file; GuestPciError for a file that cannot be read, parsed or is another
+        guest's."""
+        if state == 'present':
+            add = [(request.address, dict(request.options)) for request in requests]
+            remove = None
+        else:
+            add, remove = None, [request.address for request in requests]
+        try:
+            planned, edit = plan_pci_edit(config, add, remove)
+            named = [statement for statement in parse_statements(planned.before) if statement.name == 'name']
+            file_name = None
+            if named and not hasattr(named[-1].value, 'items') and named[-1].value.token.kind == 'string':
+                file_name = dequote(named[-1].value.token.text, named[-1].line)
+        except XlConfigError as exc:
+            where = config if exc.line is None else '%s line %d' % (config, exc.line)
+            reason = exc.message[:-len(_LEFT_AS_IT_WAS)] if exc.message.endswith(_LEFT_AS_IT_WAS) else exc.message
+            raise GuestPciError('the guest configuration %s: %s; nothing was changed' % (where, reason))
+        except FileEditError as exc:
+            raise GuestPciError('the guest configuration %s: %s; nothing was changed' % (config, exc))
+        wanted = guest['name'] if guest is not None else domain
+        if file_name is not None and file_name != wanted:
+            raise GuestPciError('the guest configuration %s is the one of %r (name = %r), not of %r; nothing was '
+                                'changed' % (config, file_name, file_name, wanted))
+        return planned, edit
+
+    @staticmethod
+    def _config_actions(plans, planned):
+        edit = planned[1]
+        for plan in plans:
+            address = plan.address
+            plan.config_action = ('added' if address in edit.added else 'replaced' if address in edit.replaced
+                                  else 'removed' if address in edit.removed else 'unchanged')
 
     # ---- checks before anything is touched ---------------------------------------------------
     def _require_toolstack(self):
@@ -272,8 +348,9 @@ class GuestDevices:
             self.hypervisor_limit = limit
             raise GuestPciError('refusing: %s; nothing was changed' % limit, hypervisor_limit=limit)
 
-    def _find_guest(self, domain):
-        """(the guest's xl list entry, {domid: name} of the running domains); GuestPciError for dom0 or none."""
+    def _find_guest(self, domain, config=None):
+        """(the guest's xl list entry, {domid: name} of the running domains); GuestPciError for dom0, or for a guest
+        that does not run when there is no ``config`` (with one, the entry is None: only the file changes)."""
         try:
             domains = self.toolstack.domains()
         except ToolstackError as exc:
@@ -286,21 +363,31 @@ class GuestDevices:
             found = [entry for entry in domains if entry['domid'] == int(domain)]
         else:
             found = [entry for entry in domains if entry['name'] == domain]
+        if found and found[0]['domid'] == 0:
+            raise GuestPciError('domain %r is dom0, the control domain; name a guest; nothing was changed' % (domain,))
         if not found:
+            if config is not None and not domain.isdigit():
+                self.notes.append('%s does not run: only its configuration %s is changed' % (domain, config))
+                return None, names
             running = ', '.join(entry['name'] for entry in domains if entry['domid'] != 0) or 'none but Domain-0'
+            if config is not None:
+                raise GuestPciError('no running Xen domain has the id %r, and a guest that does not run is named by '
+                                    'its name (xl list shows: %s); nothing was changed' % (domain, running))
             raise GuestPciError('no running Xen domain is named %r (xl list shows: %s); nothing was changed'
                                 % (domain, running))
         guest = found[0]
-        if guest['domid'] == 0:
-            raise GuestPciError('domain %r is dom0, the control domain; name a guest; nothing was changed' % (domain,))
         if 's' in guest['state'][3:4] or 'd' in guest['state'][5:6]:
+            what = 'dying' if 'd' in guest['state'][5:6] else 'shut down'
+            if config is not None:
+                self.notes.append('%s is %s (xl list state %s): only its configuration %s is changed'
+                                  % (_named(guest), what, guest['state'], config))
+                return None, names
             raise GuestPciError('domain %r (id %d) is %s (xl list state %s): a device can only be attached to or '
                                 'detached from a running guest; nothing was changed'
-                                % (domain, guest['domid'], 'dying' if 'd' in guest['state'][5:6] else 'shut down',
-                                   guest['state']))
+                                % (domain, guest['domid'], what, guest['state']))
         return guest, names
 
-    def _plan(self, request, state, guest, attached, records, backends):
+    def _plan(self, request, state, attached, records, backends):
         address = request.address
         driver = self.sysfs.driver(address)
         if state == 'absent':
@@ -344,8 +431,8 @@ class GuestDevices:
                     % (plan.address, names[int(holder)], holder, names[int(holder)], plan.address))
         if holder == str(guest['domid']):
             return ('%s: libxl records it as attached to %s, but xl pci-list does not list it (an attach or detach '
-                    'that did not finish?); detach it with xl pci-detach -f %s %s' % (plan.address, _named(guest),
-                                                                                 guest['domid'], plan.address))
+                    'that did not finish?); detach it with xl pci-detach -f %s %s'
+                    % (plan.address, _named(guest), guest['domid'], plan.address))
         return ('%s: libxl records it as attached to domain %s, which does not run (a stale record, which makes xl '
                 'refuse the device: xenstore-rm %s removes it)' % (plan.address, holder,
                                                                    self.toolstack.record_path(
@@ -379,8 +466,6 @@ class GuestDevices:
         return self._bind(wanted, check_mode=True)
 
     def _bind(self, addresses, check_mode, state='present'):
-        from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal import JournalError
-        from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding import PassthroughError
         binder = self.open_binder(check_mode)
         try:
             result = binder.ensure(addresses, state)
@@ -405,7 +490,27 @@ class GuestDevices:
         return after + [plan.address for plan in work if plan.action == ACTION_ATTACH]
 
     # ---- doing it ----------------------------------------------------------------------------
-    def _apply(self, guest, work, attached):
+    def _apply(self, guest, work, attached, planned, backup):
+        """Make assignable, attach, detach, write the file; (the binder's results, xl pci-list after, the backup
+        file) or GuestPciError."""
+        assignable, after = self._apply_running(guest, work, attached) if work else ([], attached)
+        backup_file = None
+        if planned is not None and planned[0].changed:
+            try:
+                backup_file = write_planned(planned[0], backup)
+            except FileEditError as exc:
+                attached_here = [plan for plan in work if plan.action == ACTION_ATTACH]
+                assigned = [device['address'] for device in assignable if device['action'] == 'assigned']
+                detached = [plan.address for plan in work if plan.action == ACTION_DETACH]
+                message = '%s; the file was left as it was' % exc
+                if attached_here or assigned:
+                    message += '; %s' % self._undo_attach(guest, attached_here, assigned)
+                if detached:
+                    message += '; %s stay detached from %s' % (', '.join(detached), _named(guest))
+                raise GuestPciError(message, [plan.result() for plan in work], self.hypervisor_limit)
+        return assignable, after, backup_file
+
+    def _apply_running(self, guest, work, attached):
         """Make assignable, attach, detach; (the binder's results, xl pci-list after) or GuestPciError."""
         binding = [plan.address for plan in work if plan.make_assignable]
         assignable = self._bind(binding, check_mode=False) if binding else []
@@ -417,7 +522,7 @@ class GuestDevices:
                 self.toolstack.pci_attach(guest['domid'], current.request.spec())
                 done.append(current)
         except ToolstackError as exc:
-            raise GuestPciError(self._undo_attach(guest, current, exc, done, assigned),
+            raise GuestPciError('%s: %s; %s' % (current.address, exc, self._undo_attach(guest, done, assigned)),
                                 [plan.result() for plan in work], self.hypervisor_limit)
         try:
             for current in [plan for plan in work if plan.action == ACTION_DETACH]:
@@ -436,8 +541,8 @@ class GuestDevices:
             after = self._expected_after(attached, work)
         return assignable, after
 
-    def _undo_attach(self, guest, failed, exc, done, assigned):
-        """Detach what this task attached, give back what it made assignable; the message says what happened."""
+    def _undo_attach(self, guest, done, assigned):
+        """Detach what this task attached, give back what it made assignable; what happened, in words."""
         problems = []
         for plan in reversed(done):
             try:
@@ -449,15 +554,14 @@ class GuestDevices:
                 self._bind(assigned, check_mode=False, state='absent')
             except GuestPciError as undo:
                 problems.append('giving back %s failed: %s' % (', '.join(assigned), undo))
-        message = '%s: %s' % (failed.address, exc)
         if problems:
-            return '%s; putting the batch back failed: %s' % (message, '; '.join(problems))
+            return 'putting the batch back failed: %s' % '; '.join(problems)
         undone = []
         if done:
             undone.append('detached again %s' % ', '.join(plan.address for plan in done))
         if assigned:
             undone.append('gave %s back to its driver' % ', '.join(assigned))
-        return '%s; %s; the guest and the devices are as they were' % (message, ' and '.join(undone) or 'nothing was attached')
+        return '%s; the guest and the devices are as they were' % (' and '.join(undone) or 'nothing was attached')
 
 
 def _holder(address, records, backends):

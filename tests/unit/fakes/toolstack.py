@@ -238,8 +238,8 @@ class FakeXen:
         lines = ['Name                                        ID   Mem VCPUs\tState\tTime(s)\n']
         for domid, name in sorted(self.domains().items()):
             state = 'r-----' if domid == 0 else self.domain_states.get(domid, '-b----')
-            lines.append('%-40s %5d %5lu %5d     %s  %8.1f\n' % (name, domid, 1024 if domid == 0 else 512, 1, state,
-                                                                  12.5 if domid == 0 else 1.5))
+            memory, seconds = (1024, 12.5) if domid == 0 else (512, 1.5)
+            lines.append('%-40s %5d %5lu %5d     %s  %8.1f\n' % (name, domid, memory, 1, state, seconds))
         return 0, ''.join(lines), ''
 
     def _name_to_domid(self, name):

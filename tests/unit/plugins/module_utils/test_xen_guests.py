@@ -61,7 +61,7 @@ def test_a_domain_name_that_cannot_be_is_refused(name):
 
 @settings(max_examples=40, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2fff,
-                                     blacklist_categories=('Cc', 'Cs', 'Zs', 'Zl', 'Zp')), min_size=1, max_size=30))
+                                      blacklist_categories=('Cc', 'Cs', 'Zs', 'Zl', 'Zp')), min_size=1, max_size=30))
 def test_a_printable_name_is_taken_as_it_is(name):
     assert check_domain_name(name) == name
 
