@@ -34,12 +34,14 @@ RIG_ARCH=${RIG_ARCH:-x86_64}
 RIG_SUITE=${RIG_SUITE:-bookworm}
 
 log() { printf '[rig %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-# timing_note PHASE TEXT: a note for the phase PHASE of make test's timing table (built or cached,
-# boots retried), written only when make test asks for them (XENPCI_TIMINGS, see tests/tools/make-test).
+# timing_note TEXT: a note for make test's timing table (image built or cached, boot time,
+# boots retried), on the phase make test is running (XENPCI_PHASE, see tests/tools/make-test);
+# nothing when the script runs outside make test.
 timing_note() {
-    if [ -n "${XENPCI_TIMINGS:-}" ]; then printf 'note\t%s\t%s\n' "$1" "$2" >> "$XENPCI_TIMINGS"; fi
+    if [ -n "${XENPCI_TIMINGS:-}" ] && [ -n "${XENPCI_PHASE:-}" ]; then
+        printf 'note\t%s\t%s\n' "$XENPCI_PHASE" "$1" >> "$XENPCI_TIMINGS"
+    fi
 }
-die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Per architecture: Debian's name for it, and the suffix of the cache entries
 # (none for x86_64, so its image and run directories keep their names).
