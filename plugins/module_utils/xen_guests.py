@@ -46,6 +46,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.pciback_binding
 from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PCIBACK
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import ToolstackError
 from ansible_collections.xenpci.passthrough.plugins.module_utils.xl_config import (
+    BOOLEAN_OPTIONS, OPTION_ORDER, RDM_POLICIES,
     XlConfigError,
     dequote,
     parse_statements,
@@ -53,10 +54,9 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils.xl_config impor
 )
 
 DOM0_NAME = 'Domain-0'
-# The per-device options of a PCI_SPEC_STRING (xl-pci-configuration(5)) this module sets, in xl's order.
-BOOLEAN_OPTIONS = ('permissive', 'msitranslate', 'seize', 'power_mgmt')
-DEVICE_OPTIONS = BOOLEAN_OPTIONS + ('rdm_policy',)
-RDM_POLICIES = ('strict', 'relaxed')
+# The per-device options of a PCI_SPEC_STRING (xl-pci-configuration(5)) this module sets, in xl's order: the ones
+# xl_config reads and writes (one definition of each).
+DEVICE_OPTIONS = OPTION_ORDER
 # Keys xl knows that this module does not set (the address is ``address``; the guest chooses its slot).
 XL_KEYS_NOT_SET = ('bdf', 'vslot', 'name')
 _TRUE = ('1', 'true', 'yes', 'on')
