@@ -114,9 +114,9 @@ docs-check: venv tree ## Build + install the collection, run ansible-doc on ever
 	done; \
 	echo "docs-check: OK ($$checked documented)"
 
-bench: venv tree ## Run the benchmarks tests/bench/bench_*.py (not part of make test)
+bench: venv tree ## Run the benchmarks tests/bench/bench_*.py but the rig ones (make bench-rig); not part of make test
 	@cd "$(TREE)"; \
-	scripts=$$(find tests/bench -name 'bench_*.py' 2>/dev/null | sort); \
+	scripts=$$(find tests/bench -name 'bench_*.py' ! -name 'bench_rig*' 2>/dev/null | sort); \
 	if [ -z "$$scripts" ]; then echo "bench: no benchmarks"; exit 0; fi; \
 	for script in $$scripts; do \
 	    echo "== $$script"; \
@@ -151,8 +151,9 @@ reliability: venv tree ## Faults on the rig: SIGKILL loop, power cut, concurrent
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" RELIABILITY_OUT="$(BUILD)/reliability.json" \
 	    tests/rig/with-rig python tests/rig/reliability/run_reliability.py $(RELIABILITY_ARGS)
 
-bench-rig: venv tree ## Benchmark on the rig: raw sysfs writes vs one task vs an xl loop, with ratios
-	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig python tests/bench/bench_rig.py
+bench-rig: venv tree ## Benchmarks on the rig: raw sysfs writes vs one task vs an xl loop; attach to a guest vs xl
+	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/with-rig \
+	    sh -c 'python tests/bench/bench_rig.py && python tests/bench/bench_rig_guest.py'
 
 molecule-images: ## Build the molecule container images, Debian 12 and 13 (cached; ~4 min cold)
 	@tests/molecule/build-images

@@ -102,7 +102,7 @@ rig_provision_files() {
 rig_image_hash() {
     local file
     {
-        cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" "$RIG_DIR/provision-xen.yml"
+        cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" "$RIG_DIR/provision-xen.yml" "$RIG_DIR/guest-init.sh"
         while read -r file; do
             echo "== $file"
             cat "$RIG_COLLECTION_DIR/$file"
