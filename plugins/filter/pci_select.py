@@ -114,7 +114,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_address import (
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
     PciAddressError,
     parse_pci_address,
 )

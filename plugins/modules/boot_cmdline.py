@@ -260,15 +260,15 @@ backup_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.boot_loaders import (
+from ansible_collections.xenpci.passthrough.plugins.module_utils._boot.loaders import (
     BACKENDS,
     DEFAULT_EXTLINUX,
     TARGETS,
     BootCmdlineError,
     ensure,
 )
-from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 
 
 def main():

@@ -216,11 +216,11 @@ backup_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.file_edit import FileEditError, write_planned
-from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.kconfig_file import KconfigError, check_running, plan_edit
-from ansible_collections.xenpci.passthrough.plugins.module_utils.kernel_symbols import KernelSymbolError, kernel_arch
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import XenHost
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError, write_planned
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.kconfig import KconfigError, check_running, plan_edit
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.symbols import KernelSymbolError, kernel_arch
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
 
 _FLAGS = ('reboot_required', 'initramfs_update_required', 'bootloader_update_required')
 

@@ -214,14 +214,14 @@ backup_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.file_edit import FileEditError, write_planned
-from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.modprobe_options import ModprobeError
-from ansible_collections.xenpci.passthrough.plugins.module_utils.module_parameters import (
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError, write_planned
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.modprobe import ModprobeError
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.parameters import (
     ModuleParamsError,
     plan_module_params,
 )
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import XenHost
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
 
 
 def main():

@@ -240,10 +240,10 @@ host:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import controller_address
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_report import DeviceFilter, ReportError, build_report
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import controller_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.report import DeviceFilter, ReportError, build_report
 
 
 def main():

@@ -289,12 +289,12 @@ hypervisor_limit:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.driver_journal import HostLock, JournalError
-from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import controller_address
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_guests import GuestPciError, open_guest_devices
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import XenHost
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import controller_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.guests import GuestPciError, open_guest_devices
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import HostLock, JournalError
 
 
 def _diff(result, config_diff):

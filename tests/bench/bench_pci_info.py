@@ -24,10 +24,10 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_inventory import read_devices
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_report import DeviceFilter, build_report
-from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PciSysfs
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import read_devices
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.report import DeviceFilter, build_report
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import FakeKernel
 
 BUDGET_SECONDS = 1.0

@@ -66,10 +66,10 @@ RIG_COLLECTION_DIR=$(cd "$RIG_DIR/../.." && pwd)
 
 # The collection's files that make the image's Xen part, through the play
 # provision-xen.yml: the xen_host role (its documentation aside), the collection's modules its tasks and
-# handlers call, and the module_utils those import, transitively. Paths relative to
-# the collection's root, sorted.
+# handlers call, and the module_utils those import, transitively (each with its package's
+# __init__.py). Paths relative to the collection's root, sorted.
 rig_provision_files() {
-    local root=$RIG_COLLECTION_DIR file name
+    local root=$RIG_COLLECTION_DIR file name package
     local -A seen=()
     local queue=()
     while IFS= read -r file; do
@@ -86,10 +86,14 @@ rig_provision_files() {
         seen[$file]=1
         case "$file" in
             *.py)
-                while read -r name; do
-                    queue+=("plugins/module_utils/$name.py")
-                done < <(grep -hoE 'passthrough\.plugins\.module_utils(\.[a-z0-9_]+| +import +[a-z0-9_]+)' \
-                             "$root/$file" | sed -E 's/.*[. ]//' | sort -u) ;;
+                # module_utils._pkg.name, as "module_utils._pkg.name import ..." or
+                # "module_utils._pkg import name": plugins/module_utils/_pkg/name.py, and the
+                # package's __init__.py.
+                while read -r package name; do
+                    queue+=("plugins/module_utils/$package/__init__.py" "plugins/module_utils/$package/$name.py")
+                done < <(grep -hoE 'passthrough\.plugins\.module_utils\._[a-z0-9_]+(\.[a-z0-9_]+| +import +[a-z0-9_]+)' \
+                             "$root/$file" |
+                         sed -E 's/^.*module_utils\.(_[a-z0-9_]+)(\.| +import +)([a-z0-9_]+)$/\1 \3/' | sort -u) ;;
         esac
     done
     printf '%s\n' "${!seen[@]}" | LC_ALL=C sort

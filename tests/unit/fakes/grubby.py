@@ -16,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 
 
 class FakeEntry:

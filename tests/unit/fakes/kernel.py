@@ -22,8 +22,8 @@ import errno
 import os
 import re
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.host_paths import HostPaths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.sysfs_pci import PciSysfs
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
 
 PCIBACK = 'pciback'
 _SLOT_RE = re.compile(r'^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$')

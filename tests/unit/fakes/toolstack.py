@@ -30,7 +30,7 @@ import errno
 import os
 import re
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_toolstack import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import PCIBACK, KernelSysfs
 
 DOMID_IO = 0x7ff1

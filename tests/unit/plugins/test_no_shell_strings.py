@@ -85,7 +85,7 @@ def _plugin_files():
 
 def test_the_plugins_are_there():
     names = [os.path.relpath(path, PLUGINS) for path in _plugin_files()]
-    assert 'module_utils/xen_toolstack.py' in names and len(names) >= 20, names
+    assert 'module_utils/_xen/toolstack.py' in names and len(names) >= 20, names
 
 
 @pytest.mark.parametrize('path', _plugin_files(), ids=lambda path: os.path.relpath(path, PLUGINS))

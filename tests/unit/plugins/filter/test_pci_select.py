@@ -20,7 +20,7 @@ from ansible.errors import AnsibleFilterError  # noqa: E402 pylint: disable=wron
 
 from ansible_collections.xenpci.passthrough.plugins.filter import pci_select as plugin  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_collections.xenpci.passthrough.plugins.filter.pci_select import FilterModule, pci_select  # noqa: E402 pylint: disable=wrong-import-position
-from ansible_collections.xenpci.passthrough.plugins.module_utils.pci_report import DeviceFilter, build_report
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.report import DeviceFilter, build_report
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import (
     E1000_A,
     E1000_B,

@@ -16,7 +16,9 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, sysfs_pci, xen_toolstack
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci import sysfs
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import build_rig_host
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
 
@@ -41,8 +43,8 @@ def fake_dom0(tmp_path, monkeypatch):
     uname = os.uname()
     kernel = build_rig_host(str(tmp_path), arch=uname[4], release=uname[2])
     xen = FakeXen(kernel)
-    monkeypatch.setattr(host_paths.HostPaths, 'default_root', kernel.root)
-    monkeypatch.setattr(sysfs_pci, 'PciSysfs', lambda paths: xen.sysfs)
+    monkeypatch.setattr(HostPaths, 'default_root', kernel.root)
+    monkeypatch.setattr(sysfs, 'PciSysfs', lambda paths: xen.sysfs)
     return kernel, xen
 
 
@@ -50,5 +52,5 @@ def fake_dom0(tmp_path, monkeypatch):
 def run(fake_dom0, capsys, monkeypatch):
     """A runner for the collection's modules; no real command can run (xl, xenstore, modprobe are fakes)."""
     kernel, xen = fake_dom0
-    monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: xen.commands))
+    monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: xen.commands))
     return ModuleRunner(kernel, xen, capsys)

@@ -17,13 +17,13 @@ import os
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils.grub_defaults import GRUB_SPECIAL
-from ansible_collections.xenpci.passthrough.plugins.module_utils.kernel_cmdline import render, tokenize
-from ansible_collections.xenpci.passthrough.plugins.module_utils.modprobe_options import parse_owned
+from ansible_collections.xenpci.passthrough.plugins.module_utils._boot.cmdline import render, tokenize
+from ansible_collections.xenpci.passthrough.plugins.module_utils._boot.grub_defaults import GRUB_SPECIAL
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.modprobe import parse_owned
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline, module_params
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import assert_unchanged
-from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_grub_defaults import shell_lines
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_defaults import shell_lines
 from ansible_collections.xenpci.passthrough.tests.unit.plugins.modules.test_bad_input import (
     EXTLINUX,
     EXTLINUX_TEXT,

@@ -21,12 +21,12 @@ import os
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import xen_toolstack
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline, kernel_config, module_params, pci_assignable
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, XHCI
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry, FakeGrubby
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import HostSnapshot, assert_unchanged
-from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_grub_defaults import DEBIAN_GRUB, XEN_CFG
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_defaults import DEBIAN_GRUB, XEN_CFG
 from ansible_collections.xenpci.passthrough.tests.unit.strategies import (
     awkward_text,
     bad_addresses,
@@ -238,9 +238,9 @@ BACKENDS = st.sampled_from(['grub', 'grub in place', 'extlinux', 'grubby'])
 
 def _backend_args(host, monkeypatch, backend):
     if backend == 'grubby':
-        monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: host.grubby.commands))
+        monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: host.grubby.commands))
         return dict(backend='grubby', target='linux')
-    monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: host.xen.commands))
+    monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: host.xen.commands))
     if backend == 'extlinux':
         return dict(backend='extlinux', target='linux')
     if backend == 'grub in place':

@@ -16,10 +16,11 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, xen_toolstack
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry, FakeGrubby
-from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_grub_defaults import (
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_defaults import (
     DEBIAN_GRUB,
     XEN_CFG,
     shell_lines,
@@ -62,8 +63,8 @@ def make_host(tmp_path, monkeypatch, capsys):
     def make(installed=('update-grub',), entries=()):
         root = str(tmp_path)
         tools = FakeGrubby(list(entries), installed=installed)
-        monkeypatch.setattr(host_paths.HostPaths, 'default_root', root)
-        monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: tools.commands))
+        monkeypatch.setattr(HostPaths, 'default_root', root)
+        monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: tools.commands))
         return Host(root, tools, capsys)
     return make
 

@@ -18,11 +18,11 @@ import stat
 
 import pytest
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import xen_toolstack
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline, kernel_config, module_params, pci_assignable
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import HostSnapshot, assert_unchanged
-from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_grub_defaults import DEBIAN_GRUB, XEN_CFG
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_defaults import DEBIAN_GRUB, XEN_CFG
 
 STATE_DIR = 'var/lib/xenpci_passthrough'
 JOURNAL = STATE_DIR + '/drivers.json'
@@ -51,7 +51,7 @@ class Host:
         self.write(EXTLINUX, 'default l\nlabel l\n  kernel /Image\n  append root=/dev/vda1 rw\n')
         self.write('victim/passwd', VICTIM_TEXT)
         os.makedirs(self.path('victim/dir'))
-        monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: self.xen.commands))
+        monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: self.xen.commands))
 
     def path(self, relative):
         return os.path.join(self.root, relative)

@@ -16,8 +16,8 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import XenHost
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
 from ansible_collections.xenpci.passthrough.plugins.modules import kernel_config
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import FakeKernel
 
@@ -37,7 +37,7 @@ CONFIG_XEN_BACKEND=y
 def run(tmp_path, monkeypatch, capsys):
     """Run kernel_config's main() on a host under tmp_path whose uname is the fake kernel's."""
     state = {'kernel': FakeKernel(str(tmp_path / 'host'), arch='x86_64', release='6.1.0-13-amd64')}
-    monkeypatch.setattr(host_paths.HostPaths, 'default_root', state['kernel'].root)
+    monkeypatch.setattr(HostPaths, 'default_root', state['kernel'].root)
     monkeypatch.setattr(kernel_config, 'XenHost', lambda paths: XenHost(paths, uname=state['kernel'].uname))
 
     def runner(**args):
@@ -150,7 +150,7 @@ def test_check_running_reports_and_fails_on_request(run):
 def test_check_running_on_a_kernel_without_pciback(run, tmp_path, monkeypatch):
     run.state['kernel'] = FakeKernel(str(tmp_path / 'arm'), arch='aarch64', release='5.10.0-28-arm64',
                                      pciback_build='absent')
-    monkeypatch.setattr(host_paths.HostPaths, 'default_root', run.state['kernel'].root)
+    monkeypatch.setattr(HostPaths, 'default_root', run.state['kernel'].root)
     result = run(mode='check_running', fail_on_missing=True)
     assert result['failed'] and 'lacks CONFIG_XEN_PCIDEV_STUB' in result['msg'] and 'Linux 5.10' in result['msg']
     result = run(mode='check_running', options=['XEN_PCIDEV_BACKEND'])

@@ -15,16 +15,16 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import XenHost
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
 from ansible_collections.xenpci.passthrough.plugins.modules import module_params
-from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils.test_module_parameters import make_host
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._kernel.test_parameters import make_host
 
 OWNED = ('etc', 'modprobe.d', 'xenpci-xen-pciback.conf')
 
 
 def _runner(kernel, monkeypatch, capsys):
-    monkeypatch.setattr(host_paths.HostPaths, 'default_root', kernel.root)
+    monkeypatch.setattr(HostPaths, 'default_root', kernel.root)
     monkeypatch.setattr(module_params, 'XenHost', lambda paths: XenHost(paths, uname=kernel.uname))
 
     def runner(**args):

@@ -15,9 +15,12 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils import host_paths, sysfs_pci, xen_guests, xen_toolstack
-from ansible_collections.xenpci.passthrough.plugins.module_utils.file_edit import FileEditError
-from ansible_collections.xenpci.passthrough.plugins.module_utils.xen_host import XenHost
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci import sysfs
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen import guests
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
 from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable, xen_guest_pci
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC, XHCI, build_rig_host
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import HostSnapshot, assert_unchanged
@@ -42,9 +45,9 @@ def dom0(tmp_path, monkeypatch, capsys):
         xen = FakeXen(kernel, quarantine=quarantine)
         xen.create_domain(GUEST_ID, GUEST)
         xen.create_domain(OTHER_ID, OTHER)
-        monkeypatch.setattr(host_paths.HostPaths, 'default_root', kernel.root)
-        monkeypatch.setattr(sysfs_pci, 'PciSysfs', lambda paths: xen.sysfs)
-        monkeypatch.setattr(xen_toolstack.Commands, 'for_module', classmethod(lambda cls, module: xen.commands))
+        monkeypatch.setattr(HostPaths, 'default_root', kernel.root)
+        monkeypatch.setattr(sysfs, 'PciSysfs', lambda paths: xen.sysfs)
+        monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: xen.commands))
         monkeypatch.setattr(xen_guest_pci, 'XenHost', lambda paths: XenHost(paths, uname=kernel.uname))
         return ModuleRunner(kernel, xen, capsys)
     return make
@@ -528,7 +531,7 @@ def test_a_file_that_cannot_be_written_puts_the_guest_back(ready, monkeypatch):
 
     def refuse(planned, backup):
         raise FileEditError('cannot write %s: No space left on device' % planned.path)
-    monkeypatch.setattr(xen_guests, 'write_planned', refuse)
+    monkeypatch.setattr(guests, 'write_planned', refuse)
     result = ready(xen_guest_pci, domain=GUEST, config=path, devices=[E1000_A, E1000_B])
     assert result['failed'] is True
     assert 'No space left on device; the file was left as it was' in result['msg']

@@ -1,0 +1,612 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to xenpci.passthrough
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to xenpci.passthrough: no API promise.
+
+"""The binding engine: move PCI devices to xen-pciback and give them back, like xl but in batches.
+
+For each requested device the engine decides one action from what sysfs, the journal and
+libxl's xenstore record say, checks every refusal before anything is written, then moves the
+devices one by one. Every move is a list of small steps, each with an undo; a failure part-way
+undoes the devices already moved in this batch, newest first, and the journal is written before
+and after the batch, so an interrupted run is finished by the next one.
+
+Assigning a device (``xl pci-assignable-add`` order): record the original driver (journal, and
+libxl's ``driver_path`` in xenstore), unbind it from that driver, add a pciback slot, bind it to
+pciback, then let xl quarantine it in the hypervisor. Releasing (``xl pci-assignable-remove -r``
+order): de-quarantine (xl), unbind from pciback, remove the slot, clear a ``driver_override``
+left at pciback, bind the recorded driver.
+
+A hypervisor that cannot pass PCI devices through (no IOMMU; Xen on Arm before 4.21) cannot
+quarantine either: then dom0's part is done all the same, nothing is sent to xl, and the result's
+``hypervisor_limit`` says what Xen lacks. A quarantine refused where Xen claimed it could is an
+error on x86 (the batch is put back); elsewhere it is taken as that same limit.
+
+Such a Xen may not even let dom0 hold a device: xen-pciback of Linux 6.12 (not yet 6.1's) asks Xen
+to reset every device it takes (``PHYSDEVOP_pci_device_reset``) when dom0 is not PV, as an Arm dom0
+never is, and a Xen built without PCI support (Debian 13's arm64 Xen 4.20) answers ENOSYS, so the
+bind fails. That is a failure (the batch is put back) whose message and ``hypervisor_limit`` say why.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import parse_address_list, parse_pci_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import (
+    find_host_needs,
+    iommu_groups,
+    read_devices,
+)
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, read_text
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import PCIBACK_MODULE, pciback_symbol
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import (
+    HALF_DONE_PHASES,
+    PHASE_BINDING,
+    PHASE_HELD,
+    PHASE_RELEASED,
+    PHASE_RELEASING,
+)
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack import (
+    QuarantineRefused,
+    ToolstackError,
+    driver_from_path,
+    no_pci_device_reset,
+)
+
+ACTION_BIND = 'bind'
+ACTION_ADOPT = 'adopt'
+ACTION_RELEASE = 'release'
+ACTION_RESTORE = 'restore'
+ACTION_FORGET = 'forget'
+ACTION_NONE = 'none'
+
+
+class PassthroughError(Exception):
+    """A refusal or a failure; ``results`` says what happened to each device (nothing, or rolled back)."""
+
+    def __init__(self, message, results=None):
+        super(PassthroughError, self).__init__(message)
+        self.results = results or []
+
+
+def parse_devices(requested):
+    """The canonical addresses of ``requested``, repeats dropped; PassthroughError naming every bad entry.
+
+    Callers check a request with this before they take the host lock, whose directory and file
+    would otherwise be created for a request that is refused.
+    """
+    addresses, errors = parse_address_list(requested)
+    if errors:
+        raise PassthroughError('invalid device address: %s; nothing was changed' % '; '.join(errors))
+    return addresses
+
+
+class DevicePlan:
+    """What the engine will do with one device, and the snapshot it can be put back to."""
+
+    def __init__(self, address, target, action, restore, snapshot, entry, original, source, recovering=False):
+        self.address = address
+        self.target = target              # 'present' or 'absent'
+        self.action = action
+        self.restore = restore            # give the original driver back (absent)
+        self.driver_before, self.override_before, self.in_slots_before = snapshot
+        self.entry = entry                # journal entry before the run (or None)
+        self.original_driver = original
+        self.original_source = source     # 'journal', 'xenstore', 'current driver', 'kernel probe' or None
+        self.recovering = recovering
+        self.quarantined = None           # True/False once known
+        self.quarantined_here = False     # this run quarantined it (undo: de-quarantine)
+        self.dequarantined_here = False   # this run de-quarantined it (undo: quarantine again)
+        self.reset_done = False
+        self.driver_after = self.driver_before
+
+    @property
+    def pci_address(self):
+        return parse_pci_address(self.address)
+
+    def result(self):
+        return {
+            'address': self.address,
+            'action': _ACTION_WORDS[self.action],
+            'driver_before': self.driver_before,
+            'driver_after': self.driver_after,
+            'original_driver': self.original_driver,
+            'original_driver_source': self.original_source,
+            'quarantined': self.quarantined,
+            'reset': self.reset_done,
+            'recovered': self.recovering,
+        }
+
+
+_ACTION_WORDS = {ACTION_BIND: 'assigned', ACTION_ADOPT: 'adopted', ACTION_RELEASE: 'released',
+                 ACTION_RESTORE: 'restored', ACTION_FORGET: 'forgotten', ACTION_NONE: 'unchanged'}
+
+
+class PcibackBinder:
+    """Makes devices assignable (``present``) or gives them back (``absent``) on one dom0.
+
+    ``host`` is an XenHost, ``sysfs`` a PciSysfs, ``journal`` a DriverJournal, ``toolstack`` an
+    XenToolstack when xenstored runs (else None), ``commands`` runs modprobe.
+    """
+
+    def __init__(self, paths, host, sysfs, journal, toolstack, commands, check_mode=False,
+                 force=False, quarantine=True, reset=False, controller_address=None):
+        self.paths = paths
+        self.host = host
+        self.sysfs = sysfs
+        self.journal = journal
+        self.toolstack = toolstack
+        self.commands = commands
+        self.check_mode = check_mode
+        self.force = force
+        self.quarantine = quarantine
+        self.reset = reset
+        self.controller_address = controller_address
+        self.notes = []
+        self.hypervisor_limit = None
+        self._boot_id = host.boot_id()
+        self._quarantine_capable = None
+        self._records = {}
+
+    # ---- entry point -------------------------------------------------------------------------
+    def ensure(self, requested, state, restore=True):
+        """Bring ``requested`` addresses to ``state``; return a result dict (raises PassthroughError)."""
+        addresses = parse_devices(requested)
+        self._require_dom0()
+        missing = [address for address in addresses if not self.sysfs.exists(address)]
+        if missing:
+            raise PassthroughError('no such PCI device: %s (not in %s); nothing was changed'
+                                   % (', '.join(missing), self.sysfs.devices_dir))
+        pciback_loaded = self._require_pciback()
+        journal = self.journal.load()
+        records = self._records = self._libxl_records()
+        targets = [(address, state, restore) for address in addresses]
+        for address in sorted(journal):
+            if journal[address]['phase'] in HALF_DONE_PHASES and address not in addresses and self.sysfs.exists(address):
+                # Interrupted earlier and not named now: give the device back to its original driver.
+                targets.append((address, 'absent', True))
+        slots = self.sysfs.pciback_slots()
+        plans = [self._plan(address, target, give_back, journal.get(address), records, slots)
+                 for address, target, give_back in targets]
+        self._refuse_unsafe(plans, addresses, records)
+        if state == 'present' and self.quarantine and self.toolstack is not None:
+            self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
+        work = [plan for plan in plans if plan.action != ACTION_NONE]
+        if work and not self.check_mode:
+            if not pciback_loaded and any(plan.target == 'present' for plan in work):
+                self._load_pciback()
+            self._apply(work, journal)
+        else:
+            for plan in work:
+                plan.driver_after = PCIBACK if plan.target == 'present' else (
+                    plan.original_driver if plan.restore else None)
+        return {
+            'changed': bool(work),
+            'devices': [plan.result() for plan in plans],
+            'notes': self.notes,
+            'hypervisor_limit': self.hypervisor_limit,
+        }
+
+    # ---- checks before anything is touched ---------------------------------------------------
+    def _require_dom0(self):
+        if self.host.hypervisor() != 'xen':
+            raise PassthroughError('this host is not running on Xen (%s/hypervisor/type does not say xen): '
+                                   'boot it as a Xen dom0 first; nothing was changed' % self.paths.sys)
+        if not self.host.is_dom0():
+            raise PassthroughError('this host is a Xen guest, not dom0 (%s/xen/capabilities lacks control_d); '
+                                   'PCI devices are assigned from dom0; nothing was changed' % self.paths.proc)
+
+    def _require_pciback(self):
+        """True when pciback is loaded, False when it can be loaded; raise when it cannot be had."""
+        if self.sysfs.pciback_loaded():
+            return True
+        build = self.host.pciback_build()
+        if build in ('absent', 'builtin'):
+            symbol = pciback_symbol(self.host.arch)
+            problem = 'lacks %s' % symbol if build == 'absent' else 'has %s built in, yet pciback is not there' % symbol
+            raise PassthroughError('xen-pciback is not available: the running kernel %s %s (the option xen-pciback '
+                                   'needs on %s); nothing was changed' % (self.host.kernel_release, problem, self.host.arch))
+        return False
+
+    def _load_pciback(self):
+        modprobe = self.commands.find('modprobe')
+        if modprobe is None:
+            raise PassthroughError('xen-pciback is not loaded and modprobe was not found; nothing was changed')
+        rc, out, err = self.commands.run([modprobe, PCIBACK_MODULE])
+        if rc != 0 or not self.sysfs.pciback_loaded():
+            raise PassthroughError('xen-pciback could not be loaded (modprobe %s: %s); check dmesg for a '
+                                   'malformed hide= parameter; nothing was changed'
+                                   % (PCIBACK_MODULE, (err or out).strip() or 'rc=%d' % rc))
+        self.notes.append('loaded %s' % PCIBACK_MODULE)
+
+    def _libxl_records(self):
+        if self.toolstack is None:
+            return {}
+        try:
+            records = self.toolstack.libxl_records()
+            for address, domid in self.toolstack.backend_devices().items():
+                records.setdefault(address, {}).setdefault('domid', domid)
+            return records
+        except ToolstackError as exc:
+            raise PassthroughError('cannot read libxl records from xenstore: %s; nothing was changed' % exc)
+
+    def _plan(self, address, target, restore, entry, records, slots):
+        driver = self.sysfs.driver(address)
+        snapshot = (driver, self.sysfs.driver_override(address), address in slots)
+        original, source = self._original_driver(address, driver, entry, records)
+        recovering = entry is not None and entry['phase'] in HALF_DONE_PHASES
+        if target == 'present':
+            if driver != PCIBACK:
+                action = ACTION_BIND
+            elif (entry is None or entry['phase'] != PHASE_HELD or self._needs_quarantine(entry)
+                  or self._lacks_libxl_record(address, records, original)):
+                action = ACTION_ADOPT
+            else:
+                action = ACTION_NONE
+        elif driver == PCIBACK or address in slots:
+            action = ACTION_RELEASE
+        elif entry is None:
+            action = ACTION_NONE
+        elif driver is not None:
+            action = ACTION_FORGET     # back on a driver by other means: drop the stale record
+        elif restore or entry['phase'] != PHASE_RELEASED:
+            action = ACTION_RESTORE
+        else:
+            action = ACTION_NONE
+        return DevicePlan(address, target, action, restore, snapshot, entry, original, source, recovering)
+
+    @staticmethod
+    def _original_driver(address, driver, entry, records):
+        if entry is not None:
+            return entry.get('original_driver'), 'journal'
+        recorded = driver_from_path(records.get(address, {}).get('driver_path'))
+        if recorded:
+            return recorded, 'xenstore'
+        if driver and driver != PCIBACK:
+            return driver, 'current driver'
+        return None, None
+
+    def _lacks_libxl_record(self, address, records, original):
+        """Held with its driver on record, but libxl's driver_path is gone (xenstore lives in memory: a reboot, or
+        xenstored down at the time): write it again, so that ``xl pci-assignable-remove -r`` can give it back."""
+        return (self.toolstack is not None and original is not None
+                and not records.get(address, {}).get('driver_path'))
+
+    def _needs_quarantine(self, entry):
+        return (self.quarantine and self.toolstack is not None
+                and entry.get('quarantined_boot') != self._boot_id and self._can_quarantine())
+
+    def _can_quarantine(self):
+        if self._quarantine_capable is None:
+            try:
+                capable, reason = self.toolstack.quarantine_capable()
+            except ToolstackError as exc:
+                capable, reason = False, 'cannot ask Xen whether it can quarantine: %s' % exc
+            self._quarantine_capable = capable
+            if reason:
+                self.notes.append(reason)
+                if not capable:
+                    self.hypervisor_limit = reason
+        return self._quarantine_capable
+
+    def _quarantine_refused(self, exc):
+        """Xen refused to quarantine (no PCI passthrough in this build): quarantine nothing more in this run."""
+        self._quarantine_capable = False
+        if self.hypervisor_limit is None:
+            self.hypervisor_limit = str(exc)
+            self.notes.append(str(exc))
+
+    def _refuse_unsafe(self, plans, requested, records):
+        refusals = []
+        binding = [plan for plan in plans if plan.action == ACTION_BIND]
+        if binding and not self.force:
+            devices = read_devices(self.sysfs)
+            needs = find_host_needs(self.paths, devices, self.controller_address)
+            groups = iommu_groups(devices)
+            for plan in binding:
+                record = devices[plan.address]
+                for reason in needs.get(plan.address, []):
+                    refusals.append('%s %s' % (plan.address, reason))
+                if record['bridge']:
+                    refusals.append('%s is a bridge (class %s); pass through the devices behind it instead'
+                                    % (plan.address, record['class']))
+                group = record['iommu_group']
+                if group:
+                    left = [member for member in groups[group]
+                            if member != plan.address and member not in requested and member in devices
+                            and not devices[member]['bridge'] and devices[member]['driver'] != PCIBACK]
+                    if left:
+                        refusals.append('%s shares IOMMU group %s with %s, which stay with dom0; a guest needs the '
+                                        'whole group: list them too' % (plan.address, group, ', '.join(left)))
+        for plan in plans:
+            if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (self.force and plan.address in requested):
+                domid = records.get(plan.address, {}).get('domid')
+                if domid not in (None, ''):
+                    refusals.append('%s is assigned to domain %s; detach it from the guest first (xl pci-detach)'
+                                    % (plan.address, domid))
+        if refusals:
+            for plan in plans:
+                plan.action = ACTION_NONE
+            raise PassthroughError('refusing: %s; nothing was changed (force: true overrides)' % '; '.join(refusals),
+                                   [plan.result() for plan in plans])
+
+    # ---- doing it ----------------------------------------------------------------------------
+    def _apply(self, work, journal):
+        """Journal, move every device, quarantine; on any failure put the batch back and re-raise."""
+        entries_before = dict((plan.address, plan.entry) for plan in work)
+        for plan in work:
+            journal[plan.address] = self._entry_for(plan, PHASE_BINDING if plan.target == 'present' else PHASE_RELEASING)
+        self.journal.save(journal)
+        written_paths = self._record_driver_paths(work)
+        moved = []
+        current = None
+        try:
+            for current in work:
+                moved.append(current)
+                self._move(current)
+            for current in work:
+                if current.target == 'present':
+                    self._quarantine(current)
+        except (OSError, ToolstackError, PassthroughError) as exc:
+            parked = self._roll_back(moved)
+            for plan in work:
+                if entries_before[plan.address] is None:
+                    journal.pop(plan.address, None)
+                else:
+                    journal[plan.address] = entries_before[plan.address]
+            for plan in parked:
+                journal[plan.address] = self._entry_for(plan, PHASE_HELD)
+            self.journal.save(journal)
+            self._forget_driver_paths([plan for plan in work if plan.address in written_paths and plan not in parked])
+            message = '%s: %s; every device of this batch was put back as it was' % (current.address, self._describe(exc))
+            gone = [plan.address for plan in moved if not self.sysfs.exists(plan.address)]
+            if gone:
+                message = '%s: %s; %s left the PCI bus during the run; every other device of this batch was put back ' \
+                          'as it was' % (current.address, self._describe(exc), ', '.join(gone))
+            if parked:
+                message = '%s: %s; the batch was put back, except %s, held by pciback because its driver would not ' \
+                          'take it back' % (current.address, self._describe(exc), ', '.join(plan.address for plan in parked))
+            raise PassthroughError(message, [plan.result() for plan in work])
+        for plan in work:
+            if plan.target == 'present':
+                journal[plan.address] = self._entry_for(plan, PHASE_HELD)
+            elif plan.driver_after is None and not plan.restore and plan.original_driver is not None:
+                journal[plan.address] = self._entry_for(plan, PHASE_RELEASED)
+            else:
+                journal.pop(plan.address, None)
+        self.journal.save(journal)
+        self._forget_driver_paths([plan for plan in work if plan.target == 'absent' and plan.address not in journal
+                                   and (plan.address in written_paths or self._records.get(plan.address, {}).get('driver_path'))])
+
+    def _entry_for(self, plan, phase):
+        entry = dict(plan.entry or {})
+        if plan.quarantined:
+            quarantined_boot = self._boot_id
+        elif phase == PHASE_HELD and plan.quarantined is None:
+            quarantined_boot = entry.get('quarantined_boot')
+        else:
+            quarantined_boot = None
+        entry.update({'original_driver': plan.original_driver, 'phase': phase, 'quarantined_boot': quarantined_boot})
+        if plan.override_before not in (None, PCIBACK) and not entry.get('original_override'):
+            entry['original_override'] = plan.override_before
+        entry.setdefault('original_override', None)
+        return entry
+
+    @staticmethod
+    def _describe(exc):
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return '%s (%s)' % (os.strerror(exc.errno), errno.errorcode.get(exc.errno, exc.errno))
+        return str(exc)
+
+    def _record_driver_paths(self, work):
+        """Write libxl's driver_path first, so ``xl pci-assignable-remove -r`` can give the device back."""
+        if self.toolstack is None:
+            return set()
+        wanted = dict((plan.pci_address, plan.original_driver) for plan in work
+                      if plan.target == 'present' and plan.original_driver and plan.original_source != 'xenstore')
+        try:
+            self.toolstack.write_driver_paths(wanted)
+        except ToolstackError as exc:
+            raise PassthroughError('cannot write libxl records to xenstore: %s; nothing was moved' % exc)
+        return set(str(address) for address in wanted)
+
+    def _forget_driver_paths(self, plans):
+        if self.toolstack is None or not plans:
+            return
+        try:
+            self.toolstack.remove_driver_paths([plan.pci_address for plan in plans])
+        except ToolstackError as exc:
+            self.notes.append('could not remove libxl driver_path records: %s' % exc)
+
+    def _move(self, plan):
+        if plan.action == ACTION_BIND:
+            self._bind_to_pciback(plan)
+        elif plan.action == ACTION_RELEASE:
+            self._release_from_pciback(plan)
+            if plan.restore:
+                self._give_back(plan)
+        elif plan.action == ACTION_RESTORE:
+            self._give_back(plan)
+        plan.driver_after = self.sysfs.driver(plan.address)
+
+    def _bind_to_pciback(self, plan):
+        address = plan.address
+        if plan.override_before not in (None, PCIBACK):
+            self.sysfs.set_driver_override(address, None)   # another driver's override would make bind fail
+        if plan.driver_before:
+            self.sysfs.unbind(address, plan.driver_before)
+        if address not in self.sysfs.pciback_slots():
+            self.sysfs.pciback_new_slot(address)
+        try:
+            self.sysfs.bind(address, PCIBACK)
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:
+                raise
+            self.hypervisor_limit = no_pci_device_reset(self.host.xen_version_tuple(), self.host.arch)
+            self.notes.append(self.hypervisor_limit)
+            raise PassthroughError('xen-pciback cannot take the device: %s' % self.hypervisor_limit)
+        if self.reset:
+            if os.path.exists(os.path.join(self.sysfs.device_dir(address), 'reset')):
+                self.sysfs.reset(address)
+                plan.reset_done = True
+            else:
+                self.notes.append('%s has no reset method; not reset' % address)
+
+    def _quarantine(self, plan):
+        if not self.quarantine or self.toolstack is None:
+            return
+        if plan.action == ACTION_ADOPT and (plan.entry or {}).get('quarantined_boot') == self._boot_id:
+            plan.quarantined = True
+            return
+        if not self._can_quarantine():
+            plan.quarantined = False
+            return
+        try:
+            self.toolstack.assignable_add(plan.pci_address)
+        except QuarantineRefused as exc:
+            self._quarantine_refused(exc)
+            plan.quarantined = False
+            return
+        plan.quarantined = plan.quarantined_here = True
+
+    def _release_from_pciback(self, plan):
+        """De-quarantine through xl (which also unbinds and drops the slot), then finish in sysfs."""
+        address = plan.address
+        if plan.driver_before == PCIBACK and self.quarantine and self.toolstack is not None and self._can_quarantine():
+            # xl de-quarantines only what Xen holds; add first (idempotent) unless this boot's journal says so.
+            try:
+                if (plan.entry or {}).get('quarantined_boot') != self._boot_id:
+                    self.toolstack.assignable_add(plan.pci_address)
+                self.toolstack.assignable_remove(plan.pci_address)
+                plan.dequarantined_here = True
+            except QuarantineRefused as exc:
+                self._quarantine_refused(exc)     # nothing quarantined to undo: sysfs does the rest
+        if self.sysfs.driver(address) == PCIBACK:
+            self.sysfs.unbind(address, PCIBACK)
+        if address in self.sysfs.pciback_slots():
+            self.sysfs.pciback_remove_slot(address)
+        if self.sysfs.driver_override(address) == PCIBACK:
+            self.sysfs.set_driver_override(address, None)
+        plan.quarantined = False
+
+    def _give_back(self, plan):
+        """Bind the recorded driver (none on record: let the kernel choose) and check it took."""
+        address = plan.address
+        driver = plan.original_driver
+        if driver is None:
+            self.sysfs.probe(address)
+            plan.original_source = 'kernel probe'
+        else:
+            if not self.sysfs.driver_loaded(driver):
+                self._load_module_for(address)
+            if self.sysfs.driver(address) != driver:
+                self.sysfs.bind(address, driver)
+            if self.sysfs.driver(address) != driver:
+                raise PassthroughError('%s did not bind to its original driver %s' % (address, driver))
+        override = (plan.entry or {}).get('original_override')
+        if override and self.sysfs.driver_override(address) != override:
+            self.sysfs.set_driver_override(address, override)
+
+    def _load_module_for(self, address):
+        """Load the module for the device's modalias (a module name may differ from its driver's name)."""
+        modalias = read_text(os.path.join(self.sysfs.device_dir(address), 'modalias'))
+        modprobe = self.commands.find('modprobe')
+        if modalias and modprobe:
+            self.commands.run([modprobe, '-q', modalias])
+
+    # ---- undo ---------------------------------------------------------------------------------
+    def _roll_back(self, moved):
+        """Put each moved device back to its snapshot, newest first; return the plans parked on pciback."""
+        parked = []
+        for plan in reversed(moved):
+            if not self.sysfs.exists(plan.address):
+                # It left the bus during the run (hot unplug): nothing to put back, and no pciback slot may stay
+                # behind to seize it when it comes back.
+                self._drop_added_slot(plan)
+                plan.driver_after = None
+                plan.quarantined = None
+                continue
+            try:
+                self._restore_snapshot(plan)
+            except (OSError, ToolstackError):
+                pass
+            now = self.sysfs.driver(plan.address)
+            if now is None and plan.driver_before is not None:
+                # Its driver will not take it back: hold it on pciback rather than leave it orphaned.
+                try:
+                    self._bind_back(plan.address, PCIBACK)
+                    now = PCIBACK
+                except OSError:
+                    self.notes.append('%s is left without a driver: putting it back failed' % plan.address)
+            if now == PCIBACK and plan.driver_before != PCIBACK:
+                if plan.address not in self.sysfs.pciback_slots():
+                    self.sysfs.pciback_new_slot(plan.address)
+                parked.append(plan)
+            plan.driver_after = now
+            plan.quarantined = None
+        return parked
+
+    def _restore_snapshot(self, plan):
+        address = plan.address
+        if plan.quarantined_here:
+            self.toolstack.assignable_remove(plan.pci_address)
+        current = self.sysfs.driver(address)
+        if current != plan.driver_before and current is not None:
+            self.sysfs.unbind(address, current)
+        in_slots = address in self.sysfs.pciback_slots()
+        if in_slots and not plan.in_slots_before:
+            self.sysfs.pciback_remove_slot(address)
+        elif plan.in_slots_before and not in_slots:
+            self.sysfs.pciback_new_slot(address)
+        if self.sysfs.driver_override(address) != plan.override_before:
+            self.sysfs.set_driver_override(address, plan.override_before)
+        if current != plan.driver_before and plan.driver_before is not None:
+            self._bind_back(address, plan.driver_before)
+        if plan.dequarantined_here:
+            self.toolstack.assignable_add(plan.pci_address)
+
+    def _drop_added_slot(self, plan):
+        if plan.address in self.sysfs.pciback_slots() and not plan.in_slots_before:
+            try:
+                self.sysfs.pciback_remove_slot(plan.address)
+            except OSError:
+                self.notes.append('%s: could not remove the pciback slot this run added' % plan.address)
+
+    def _bind_back(self, address, driver):
+        slot_added = driver == PCIBACK and address not in self.sysfs.pciback_slots()
+        if slot_added:
+            self.sysfs.pciback_new_slot(address)
+        try:
+            self.sysfs.bind(address, driver)
+        except OSError:
+            if driver == PCIBACK:
+                if slot_added:     # pciback did not take it: its slot must not seize the device later
+                    self.sysfs.pciback_remove_slot(address)
+                raise
+            self.sysfs.probe(address)
+
+
+def open_binder(paths, commands, sysfs=None, uname=None, **options):
+    """A PcibackBinder for the host at ``paths``, with the toolstack when xenstored runs there."""
+    from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
+    from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
+    from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import DriverJournal
+    from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack import XenToolstack
+
+    host = XenHost(paths, uname=uname)
+    toolstack = None
+    if host.is_dom0() and host.xenstored_running():
+        candidate = XenToolstack.for_host(commands, host)
+        if candidate.available():
+            toolstack = candidate
+    binder = PcibackBinder(paths, host, sysfs or PciSysfs(paths), DriverJournal(paths), toolstack, commands, **options)
+    if toolstack is None and host.is_dom0():
+        binder.notes.append('xenstored is not running or xl is not installed: devices are bound in sysfs only, '
+                            'without a libxl record or quarantine')
+    return binder
