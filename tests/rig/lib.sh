@@ -180,8 +180,10 @@ rig_ssh_opts() {
     if [ "${1:-}" = direct ] || [ "${#control}" -gt 80 ]; then
         printf '%s\n' -o ControlMaster=no -o ControlPath=none
     else
+        # A busy emulated dom0 can leave SSH unanswered for a minute (a guest starting, a playbook): the master
+        # gives up on it only after 10 minutes of silence, as the tests' own timeouts would.
         printf '%s\n' -o ControlMaster=auto -o "ControlPath=$control" -o ControlPersist=600 \
-            -o ServerAliveInterval=10 -o ServerAliveCountMax=3
+            -o ServerAliveInterval=30 -o ServerAliveCountMax=20
     fi
 }
 

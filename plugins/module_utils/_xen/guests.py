@@ -524,7 +524,8 @@ class GuestDevices:
                 self.toolstack.pci_attach(guest['domid'], current.request.spec())
                 done.append(current)
         except ToolstackError as exc:
-            raise GuestPciError('%s: %s; %s' % (current.address, exc, self._undo_attach(guest, done, assigned)),
+            raise GuestPciError('%s: %s%s; %s' % (current.address, exc, _attach_hint(exc, guest),
+                                                  self._undo_attach(guest, done, assigned)),
                                 [plan.result() for plan in work], self.hypervisor_limit)
         try:
             for current in [plan for plan in work if plan.action == ACTION_DETACH]:
@@ -573,6 +574,19 @@ def _holder(address, records, backends):
         return in_backend
     recorded = records.get(address, {}).get('domid')
     return recorded.strip() if recorded not in (None, '') else None
+
+
+# What Xen answers XEN_DOMCTL_assign_device for a domain it created without an IOMMU context (xl gives it one only
+# when the config lists PCI devices or sets passthrough): no device can be attached to that guest while it runs.
+_NO_PASSTHROUGH_DOMAIN = 'xc_assign_device failed: Operation not supported'
+
+
+def _attach_hint(error, guest):
+    """What to do when xl's error says the guest was created without PCI passthrough; empty otherwise."""
+    if _NO_PASSTHROUGH_DOMAIN not in str(error):
+        return ''
+    return (' (%s was created without PCI passthrough, so Xen gives it no device while it runs: set passthrough = '
+            '"enabled" in its xl config, or list a device in its pci = [...], and create it again)' % _named(guest))
 
 
 def _named(guest):

@@ -86,7 +86,8 @@ class Rig:
 
     Its devices by role, as PCI addresses in dom0 (from rig.env): ``mgmt_nic`` and ``root_disk``
     (None where they are not PCI devices, as on the arm64 rig), ``nics`` (single-function e1000s),
-    ``multifunction`` (the functions of one e1000), ``xhci``, ``bridges``, ``candidates``.
+    ``multifunction`` (the functions of one e1000), ``msi_nics`` (e1000e NICs with MSI, the guest's), ``xhci``,
+    ``bridges``, ``candidates``.
     ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
     ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
     rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);
@@ -104,6 +105,7 @@ class Rig:
         self.mgmt_nic = env.get('RIG_PCI_MGMT_NIC') or None
         self.root_disk = env.get('RIG_PCI_ROOT_DISK') or None
         self.nics = self._list('RIG_PCI_NICS')
+        self.msi_nics = self._list('RIG_PCI_MSI_NICS')
         self.multifunction = self._list('RIG_PCI_MULTIFUNCTION')
         self.xhci = env.get('RIG_PCI_XHCI') or None
         self.bridges = self._list('RIG_PCI_BRIDGES')

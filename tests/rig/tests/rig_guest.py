@@ -41,8 +41,12 @@ PREFIX = 'xenpci-guest: '
 SEPARATOR = '==== xenstore ===='
 
 
-def config_text(name, devices=()):
-    """The guest's xl config: a PV guest of dom0's kernel and the rig's initramfs; ``pci`` when devices are given."""
+def config_text(name, devices=(), passthrough=False):
+    """The guest's xl config: a PV guest of dom0's kernel and the rig's initramfs; ``pci`` when devices are given.
+
+    ``passthrough``: ``passthrough = "enabled"``, which a guest started without devices needs to be given some while
+    it runs (xl gives the domain an IOMMU context only with a ``pci`` list or this setting).
+    """
     lines = [
         '# The rig\'s PV guest: it reports on its console the PCI devices it sees (tests/rig/guest).',
         'name = "%s"' % name,
@@ -56,6 +60,8 @@ def config_text(name, devices=()):
         'on_reboot = "destroy"',
         'on_crash = "destroy"',
     ]
+    if passthrough:
+        lines.append('passthrough = "enabled"')
     if devices:
         lines.append('pci = [ %s ]' % ', '.join("'%s'" % address for address in devices))
     return '\n'.join(lines) + '\n'
@@ -90,7 +96,7 @@ def parse_console(text):
     Only the last boot counts; a report counts once its end line is there. (None, 0, [], False) before any boot.
     """
     boot, number, devices, powered_off = None, 0, [], False
-    pending = None
+    pending_number, pending = None, None          # the report being read: its number, its devices so far
     for raw in text.splitlines():
         line = raw.strip('\r')
         at = line.find(PREFIX)
@@ -98,16 +104,16 @@ def parse_console(text):
             continue
         words = line[at + len(PREFIX):].split()
         if words[:1] == ['boot'] and len(words) == 2:
-            boot, number, devices, powered_off, pending = words[1], 0, [], False, None
+            boot, number, devices, powered_off, pending_number, pending = words[1], 0, [], False, None, None
         elif words[:1] == ['snapshot'] and len(words) == 3 and words[2] == 'begin':
-            pending = (int(words[1]), [])
+            pending_number, pending = int(words[1]), []
         elif words[:1] == ['snapshot'] and len(words) == 3 and words[2] == 'end':
-            if pending is not None and pending[0] == int(words[1]):
-                number, devices = pending
-            pending = None
+            if pending is not None and pending_number == int(words[1]):
+                number, devices = pending_number, pending
+            pending_number, pending = None, None
         elif words[:1] == ['pci'] and len(words) == 5 and pending is not None:
             address, vendor, device, driver = words[1:]
-            pending[1].append((address, _hex(vendor), _hex(device), None if driver == '-' else driver))
+            pending.append((address, _hex(vendor), _hex(device), None if driver == '-' else driver))
         elif words == ['power', 'off']:
             powered_off = True
     return boot, number, devices, powered_off
@@ -144,9 +150,9 @@ class Guest:
         self.name = name
         self.config = '%s/%s.cfg' % (CONFIG_DIR, name)
 
-    def write_config(self, devices=()):
-        """Write the guest's xl config (without ``pci`` unless devices are given), replacing any."""
-        self.ssh("cat > %s <<'EOF'\n%sEOF" % (shlex.quote(self.config), config_text(self.name, devices)))
+    def write_config(self, devices=(), passthrough=False):
+        """Write the guest's xl config (config_text), replacing any."""
+        self.ssh("cat > %s <<'EOF'\n%sEOF" % (shlex.quote(self.config), config_text(self.name, devices, passthrough)))
 
     def create(self):
         """xl create from the config; the guest's console log starts afresh."""

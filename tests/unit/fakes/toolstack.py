@@ -61,6 +61,7 @@ class FakeXen:
         self.fail_commands = {}           # 'xl pci-assignable-add' -> [rc or None (run it), ...]
         self.driver_path_at_add = {}      # address -> libxl driver_path when xl pci-assignable-add ran
         self.domain_states = {}           # domid -> xl list's state letters (default '-b----')
+        self.no_passthrough = set()       # domids created without PCI passthrough (create_domain)
         self.owner_before_attach = {}     # address -> Xen owner before a guest was given it (None: dom0)
         if running:
             kernel.start_xenstored()
@@ -124,12 +125,16 @@ class FakeXen:
     def record(self, address, key):
         return self.store.get('/libxl/pci/%s/%s' % (address.replace(':', '-').replace('.', '-'), key))
 
-    def create_domain(self, domid, name=None, state='-b----'):
+    def create_domain(self, domid, name=None, state='-b----', passthrough=True):
         """A running guest: its ``/local/domain/<domid>`` with ``domid`` and ``name`` (default ``guest<domid>``),
-        listed by ``xl list`` with ``state`` (``--ps--``: shut down but not destroyed)."""
+        listed by ``xl list`` with ``state`` (``--ps--``: shut down but not destroyed). ``passthrough=False``: created
+        without PCI passthrough (no ``pci`` list nor ``passthrough`` in its config), so Xen gave it no IOMMU context
+        and refuses it any device (XEN_DOMCTL_assign_device: EOPNOTSUPP)."""
         self.set('/local/domain/%d/domid' % domid, str(domid))
         self.set('/local/domain/%d/name' % domid, name or 'guest%d' % domid)
         self.domain_states[domid] = state
+        if not passthrough:
+            self.no_passthrough.add(domid)
         return domid
 
     def attach(self, address, domid, opts=DEFAULT_OPTS):
@@ -331,6 +336,9 @@ class FakeXen:
             # Xen built without PCI passthrough (Arm before 4.21) refuses XEN_DOMCTL_assign_device.
             return self._add_failed(domid, address, 'libxl: error: libxl_pci.c:1394:pci_add_dm_done: Domain %d:'
                                     'xc_assign_device failed: Function not implemented\n' % domid)
+        if domid in self.no_passthrough:
+            return self._add_failed(domid, address, 'libxl: error: libxl_pci.c:1529:pci_add_dm_done: Domain %d:'
+                                    'xc_assign_device failed: Operation not supported\n' % domid)
         opts = 'msitranslate=%d,power_mgmt=%d,permissive=%d,rdm_policy=%s' % (
             spec['msitranslate'], spec['power_mgmt'], spec['permissive'], spec['rdm_policy'])
         self.attach(address, domid, opts)

@@ -223,6 +223,19 @@ def test_a_failed_attach_puts_the_batch_back(run):
     assert E1000_A not in xen.owner and E1000_B not in xen.owner
 
 
+def test_a_guest_created_without_passthrough_is_named_with_what_to_change(ready):
+    xen = ready.xen
+    xen.create_domain(7, 'plain', passthrough=False)     # its config had neither pci = [...] nor passthrough
+    result = ready(xen_guest_pci, domain='plain', devices=[E1000_A])
+    assert result['failed'] is True
+    assert 'xc_assign_device failed: Operation not supported' in result['msg']
+    assert 'plain (id 7) was created without PCI passthrough' in result['msg']
+    assert 'passthrough = "enabled"' in result['msg']
+    assert xen.guest_devices(7) == [] and ready.kernel.driver(E1000_A) == 'pciback'
+    other = ready(xen_guest_pci, domain=GUEST, devices=[E1000_A])     # a guest with passthrough: no hint
+    assert not other.get('failed') and other['changed'] is True, other
+
+
 def test_a_failed_detach_names_what_was_detached(ready):
     ready(xen_guest_pci, domain=GUEST, devices=[E1000_A, E1000_B])
     ready.xen.fail_commands['xl pci-detach'] = [None, 1]
