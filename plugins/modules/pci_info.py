@@ -202,6 +202,12 @@ devices:
         candidate:
           description: Neither needed by the host nor a bridge.
           type: bool
+        guest_configs:
+          description:
+            - The guest configurations in C(/etc/xen) (C(*.cfg)) whose C(pci) list names the device. Two or more
+              cannot all run at once with it; a file whose C(pci) list xl could not read names nothing here.
+          type: list
+          elements: str
 host:
   description: The host's passthrough readiness.
   returned: always

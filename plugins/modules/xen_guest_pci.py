@@ -275,6 +275,14 @@ notes:
   returned: always
   type: list
   elements: str
+other_configs:
+  description:
+    - The devices of the task that guest configurations in C(/etc/xen) (C(*.cfg), besides O(config)) also name in
+      their C(pci) list, each with those files. Two guests whose configurations name one device cannot both run:
+      libxl refuses the device to the one started second. With O(state=present) RV(notes) says so too.
+  returned: success
+  type: dict
+  sample: {"0000:03:00.0": ["/etc/xen/web2.cfg"]}
 hypervisor_limit:
   description:
     - Why Xen on this host cannot give PCI devices to guests (Xen on Arm before 4.21, or no IOMMU on Arm), when that

@@ -30,6 +30,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack 
     XenToolstack,
     driver_from_path,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xl_config import CONFIG_DIR, read_guest_configs
 
 _CLASS_RE = re.compile(r'^(?:0x)?([0-9a-fA-F]{2}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6})\Z')
 _IDS_RE = re.compile(r'^([0-9a-fA-F]{4})(?::([0-9a-fA-F]{4}|\*))?\Z')
@@ -96,6 +97,7 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
     host_report, toolstack = _host_report(paths, host, sysfs, commands)
     records, journal = _passthrough_records(paths, toolstack, host_report)
     slots = sysfs.pciback_slots()
+    configs = read_guest_configs(paths.join(*CONFIG_DIR))
     pci_names = None
     if names:
         pci_names = PciNames.load(paths.pci_ids_candidates,
@@ -124,6 +126,7 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
             'assigned_domain': _int_or_none(xl_record.get('domid')),
             'assignable': record['driver'] == PCIBACK and xl_record.get('domid') in (None, ''),
             'candidate': not record['host_needs'] and not record['bridge'],
+            'guest_configs': configs.files_naming(address),
         }
     return {'devices': selected, 'host': host_report}
 

@@ -48,11 +48,12 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding im
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import JournalError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack import ToolstackError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xl_config import (
-    BOOLEAN_OPTIONS, OPTION_ORDER, RDM_POLICIES,
+    BOOLEAN_OPTIONS, CONFIG_DIR, OPTION_ORDER, RDM_POLICIES,
     XlConfigError,
     dequote,
     parse_statements,
     plan_pci_edit,
+    read_guest_configs,
 )
 
 DOM0_NAME = 'Domain-0'
@@ -265,6 +266,7 @@ class GuestDevices:
             self._note_options(plans, backends, guest)
         if planned is not None:
             self._config_actions(plans, planned)
+        other_configs = self._other_configs(requests, config, state)
         assignable = self._make_assignable_check(plans)
         work = [plan for plan in plans if plan.action != ACTION_NONE]
         after = self._expected_after(attached, work)
@@ -285,6 +287,7 @@ class GuestDevices:
             'assignable': assignable,
             'notes': self.notes,
             'hypervisor_limit': self.hypervisor_limit,
+            'other_configs': other_configs,
         }
         if planned is not None:
             self.config_diff = planned[0].diff()
@@ -295,6 +298,23 @@ class GuestDevices:
         return result
 
     # ---- the configuration file --------------------------------------------------------------
+    def _other_configs(self, requests, config, state):
+        """``{address: [file, ...]}``: the other guest configurations in /etc/xen that name a device of the task.
+
+        Two guests whose configurations name one device cannot both run: libxl refuses the device to the second
+        (it is no longer assignable). With ``present`` that is a note besides the result.
+        """
+        configs = read_guest_configs(self.paths.join(*CONFIG_DIR))
+        found = {}
+        for request in requests:
+            files = configs.files_naming(request.address, besides=config)
+            if files:
+                found[request.address] = files
+                if state == 'present':
+                    self.notes.append('%s is also in the guest configuration %s: of the guests, the one started '
+                                      'second is refused it' % (request.address, ', '.join(files)))
+        return found
+
     def _plan_config(self, config, requests, state, guest, domain):
         """(PlannedFile, PciEdit) for the file; GuestPciError for a file that cannot be read, parsed or is another
         guest's."""

@@ -43,6 +43,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 from collections import OrderedDict, namedtuple
 
@@ -50,6 +51,9 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import PciAddressError, parse_pci_address
 
 PCI_SETTING = 'pci'
+# Where xl's users keep guest configurations (xl.cfg(5): /etc/xen/NAME.cfg), and their suffix.
+CONFIG_DIR = ('etc', 'xen')
+CONFIG_SUFFIX = '.cfg'
 BOOLEAN_OPTIONS = ('permissive', 'msitranslate', 'seize', 'power_mgmt')
 RDM_POLICIES = ('strict', 'relaxed')
 # The order options are written in after the address (vslot goes first, as @VSLOT).
@@ -713,6 +717,57 @@ def edit_pci(text, add=None, remove=None):
                            added, replaced, removed)
         rendered = _render_rebuilt(text, value, statement, by_start, outcome, new_specs)
     return PciEdit(text[:value.start] + rendered + text[value.end:], added, replaced, removed)
+
+
+class GuestConfigs:
+    """What the guest configurations in a directory say about PCI devices.
+
+    ``naming`` is ``{address: [file, ...]}`` (sorted); ``unreadable`` is ``{file: reason}`` for a file whose ``pci``
+    list could not be read (it names no device here).
+    """
+
+    def __init__(self, naming, unreadable):
+        self.naming = naming
+        self.unreadable = unreadable
+
+    def files_naming(self, address, besides=None):
+        """The files that name ``address``, without ``besides`` (a file, compared by its real path)."""
+        skip = os.path.realpath(besides) if besides else None
+        return [path for path in self.naming.get(address, []) if os.path.realpath(path) != skip]
+
+    def shared(self):
+        """``{address: [file, ...]}`` for the devices that two files or more name."""
+        return dict((address, files) for address, files in self.naming.items() if len(files) > 1)
+
+
+def read_guest_configs(config_dir):
+    """GuestConfigs for the ``*.cfg`` files directly in ``config_dir`` (xl's own ``xl.conf`` is not one).
+
+    A file is read as it is, through a symbolic link too (nothing is written), and parsed as xl would
+    read it; a missing directory names nothing.
+    """
+    naming = {}
+    unreadable = {}
+    try:
+        names = sorted(os.listdir(config_dir))
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(config_dir, name)
+        if not name.endswith(CONFIG_SUFFIX) or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, 'rb') as handle:
+                setting = parse_pci(handle.read().decode('utf-8'))
+        except (OSError, UnicodeDecodeError) as exc:
+            unreadable[path] = 'cannot read it: %s' % exc
+            continue
+        except XlConfigError as exc:
+            unreadable[path] = str(exc)
+            continue
+        for address in setting.addresses():
+            naming.setdefault(address, []).append(path)
+    return GuestConfigs(naming, unreadable)
 
 
 def plan_pci_edit(path, add=None, remove=None):

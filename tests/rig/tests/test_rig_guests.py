@@ -149,3 +149,29 @@ def test_a_xen_without_passthrough_to_guests_is_refused(rig):
         assert rig.drivers() == before
     finally:
         rig.ssh('rm -f %s' % config)
+
+
+def test_a_device_in_two_guest_configs_is_reported(rig):
+    """Two guests' configs that name one device: pci_info names both files for it; on x86_64 xen_guest_pci, adding
+    the device to a second guest's config (the guest does not run: only its file changes), reports the first."""
+    device = rig.nics[0]
+    first, second = Guest(rig.ssh, 'xenpci-first'), Guest(rig.ssh, 'xenpci-second')
+    first.write_config([device])
+    second.write_config()
+    try:
+        if rig.arch == 'x86_64' and rig.xen_passthrough:
+            task = {'domain': second.name, 'config': second.config, 'devices': [device]}
+            added = rig.module('xen_guest_pci', task)
+            assert not added['failed'] and added['changed'] is True, added
+            assert added['other_configs'] == {device: [first.config]}, added
+            assert any(note.startswith('%s is also in the guest configuration %s' % (device, first.config))
+                       for note in added['notes']), added
+            assert rig.driver(device) == 'e1000'                     # the guest does not run: nothing moved
+            named = [first.config, second.config]
+        else:
+            named = [first.config]
+        info = by_address(rig.module('pci_info', {'addresses': [device]}))
+        assert info[device]['passthrough']['guest_configs'] == sorted(named), info[device]
+    finally:
+        first.remove_config()
+        second.remove_config()

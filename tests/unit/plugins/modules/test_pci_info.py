@@ -85,7 +85,7 @@ def test_passthrough_view_after_assignment(run):
     assert device['passthrough'] == {
         'pciback_bound': True, 'pciback_slot': True, 'original_driver': 'e1000',
         'original_driver_source': 'journal', 'journal_phase': 'held', 'assigned_domain': 7,
-        'assignable': False, 'candidate': True,
+        'assignable': False, 'candidate': True, 'guest_configs': [],
     }
 
 
@@ -100,3 +100,22 @@ def test_passthrough_view_after_the_guest_is_destroyed(run):
     assert devices[E1000_A]['passthrough']['assignable'] is True
     assert devices[E1000_B]['passthrough']['assigned_domain'] == 3
     assert devices[E1000_B]['passthrough']['assignable'] is False
+
+
+def test_passthrough_view_names_the_guest_configs_of_each_device(run):
+    config_dir = os.path.join(run.kernel.root, 'etc', 'xen')
+    os.makedirs(config_dir)
+    files = {
+        'web1.cfg': "name = 'web1'\npci = [ '%s', '%s,permissive=1' ]\n" % (E1000_A, E1000_B[len('0000:'):]),
+        'web2.cfg': "name = 'web2'\npci = [\n  '%s@08',   # the same port\n]\n" % E1000_A,
+        'odd.cfg': "pci = [ '%s' ] +\n" % XHCI,                 # xl cannot read it: it names nothing
+        'xl.conf': "pci = [ '%s' ]\n" % XHCI,                   # not a guest's
+    }
+    for name, text in files.items():
+        with open(os.path.join(config_dir, name), 'w') as handle:
+            handle.write(text)
+    devices = by_address(run(pci_info, addresses=[E1000_A, E1000_B, XHCI]))
+    assert devices[E1000_A]['passthrough']['guest_configs'] == [os.path.join(config_dir, 'web1.cfg'),
+                                                                os.path.join(config_dir, 'web2.cfg')]
+    assert devices[E1000_B]['passthrough']['guest_configs'] == [os.path.join(config_dir, 'web1.cfg')]
+    assert devices[XHCI]['passthrough']['guest_configs'] == []

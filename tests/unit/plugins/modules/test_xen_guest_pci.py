@@ -557,3 +557,28 @@ def test_backup_keeps_a_copy(ready):
     result = ready(xen_guest_pci, domain=GUEST, config=path, devices=[E1000_A], backup=True)
     backup = result['config']['backup_file']
     assert backup != path and _read(backup) == WEB1_CFG and E1000_A in _read(path)
+
+
+def test_a_device_another_guest_config_names_is_reported_and_the_notes_say_why(run):
+    mine = _config(run, WEB1_CFG.replace('web1', 'web9'), 'web9.cfg')
+    other = _config(run, WEB1_CFG.replace("'0000:00:06.0'", "'%s'" % E1000_A), 'web1.cfg')
+    _config(run, 'pci = [ 0000:00:06.0 ]\n', 'broken.cfg')           # xl cannot read it: it names nothing
+    _config(run, "pci = [ '%s' ]\n" % E1000_A, 'web1.cfg.orig')      # not a *.cfg file
+    result = run(xen_guest_pci, domain='web9', config=mine, devices=[E1000_A, XHCI], make_assignable=True)
+    assert not result.get('failed'), result['msg']
+    assert result['other_configs'] == {E1000_A: [other]}
+    assert any(note.startswith('%s is also in the guest configuration %s' % (E1000_A, other))
+               for note in result['notes']), result['notes']
+    # web9's own file names 0000:00:06.0 and is not another one for itself; web2's is. Taking the device out of
+    # web9's list reports web2's, without a note.
+    web2 = _config(run, WEB1_CFG.replace('web1', 'web2'), 'web2.cfg')
+    again = run(xen_guest_pci, domain='web9', config=mine, devices=['0000:00:06.0'], state='absent')
+    assert not again.get('failed'), again['msg']
+    assert again['other_configs'] == {'0000:00:06.0': [web2]}
+    assert not any('also in' in note for note in again['notes'])
+
+
+def test_no_other_config_no_report(ready):
+    path = _config(ready)
+    result = ready(xen_guest_pci, domain=GUEST, config=path, devices=[E1000_A])
+    assert result['other_configs'] == {} and not any('also in' in note for note in result['notes'])

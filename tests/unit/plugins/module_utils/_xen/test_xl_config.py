@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 from collections import OrderedDict
 
 import pytest
@@ -24,6 +25,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xl_config 
     parse_pci_spec,
     parse_statements,
     plan_pci_edit,
+    read_guest_configs,
     tokenize,
 )
 from ansible_collections.xenpci.passthrough.tests.unit.strategies import canonical, spellings, valid_fields
@@ -686,3 +688,20 @@ def test_a_damaged_config_is_read_or_refused_with_a_line_never_anything_else(dat
         return
     for entry in setting.entries:
         assert parse_pci_spec(dequote(entry.spec)) == (entry.address, entry.options)
+
+
+def test_guest_configs_name_each_device_with_its_files_and_set_unreadable_ones_aside(tmp_path):
+    (tmp_path / 'a.cfg').write_text(u"pci = [ '03:00.0', '0000:04:00.0' ]\n")
+    (tmp_path / 'b.cfg').write_text(u"name = 'b'\npci = [ '0000:03:00.0,seize=1' ]\n")
+    (tmp_path / 'c.cfg').write_text(u"pci = [ '03:00.0', '03:00.0' ]\n")       # refused: listed twice
+    (tmp_path / 'd.cfg').write_bytes(b"pci = [ '\xff' ]\n")                       # not UTF-8
+    (tmp_path / 'sub.cfg').mkdir()
+    os.symlink(str(tmp_path / 'b.cfg'), str(tmp_path / 'link.cfg'))               # read through the link
+    configs = read_guest_configs(str(tmp_path))
+    a, b, link = (str(tmp_path / name) for name in ('a.cfg', 'b.cfg', 'link.cfg'))
+    assert configs.naming == {'0000:03:00.0': [a, b, link], '0000:04:00.0': [a]}
+    assert sorted(configs.unreadable) == [str(tmp_path / 'c.cfg'), str(tmp_path / 'd.cfg')]
+    assert 'listed twice' in configs.unreadable[str(tmp_path / 'c.cfg')]
+    assert configs.shared() == {'0000:03:00.0': [a, b, link]}
+    assert configs.files_naming('0000:03:00.0', besides=b) == [a]                 # the link is b itself
+    assert read_guest_configs(str(tmp_path / 'missing')).naming == {}
