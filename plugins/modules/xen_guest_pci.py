@@ -278,7 +278,7 @@ notes:
 other_configs:
   description:
     - The devices of the task that guest configurations in C(/etc/xen) (C(*.cfg), besides O(config)) also name in
-      their C(pci) list, each with those files. Two guests whose configurations name one device cannot both run:
+      their C(pci) list, each with those files. Two guests whose configurations name one device cannot both run,
       libxl refuses the device to the one started second. With O(state=present) RV(notes) says so too.
   returned: success
   type: dict
