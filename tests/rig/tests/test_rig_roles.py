@@ -194,10 +194,11 @@ def test_assign_and_restore_playbooks(pristine, play):
     rig = pristine
     rig.require_pciback()
     nics = rig.nics[:2]
-    assign = play(playbook='xenpci.passthrough.assign', variables={'passthrough_devices': nics})
+    variables = {'passthrough_hosts': 'all', 'passthrough_devices': nics}
+    assign = play(playbook='xenpci.passthrough.assign', variables=variables)
     assert assign.failed == 0 and assign.changed > 0, assign
     assert assignable(rig) == nics
-    restore = play(playbook='xenpci.passthrough.restore', variables={'passthrough_devices': nics})
+    restore = play(playbook='xenpci.passthrough.restore', variables=variables)
     assert restore.failed == 0 and restore.changed > 0, restore
     assert rig.driver(nics[0]) == rig.driver(nics[1]) == 'e1000'
     assert assignable(rig) == []
