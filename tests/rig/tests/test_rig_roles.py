@@ -234,3 +234,14 @@ def test_prepare_playbook(pristine, play):
     again = play(playbook='xenpci.passthrough.prepare', variables=variables)
     assert again.failed == 0 and again.changed == 0, again
     assert rig.driver(rig.nics[1]) == 'e1000'          # hiding takes the next boot; nothing moved now
+
+
+def test_pciback_role_regenerates_the_initramfs_only_where_it_loads_a_softdep_driver(pristine, play):
+    """A check run (nothing changes) of a softdep for virtio_blk, which the rig's initramfs holds, has the initramfs
+    regenerated; one for e1000, which it does not hold, does not (test_rig_reboot shows the real run and the boot)."""
+    rig = pristine
+    base = {'pciback_manage_bootloader': False}
+    held = play('pciback', dict(base, pciback_native_drivers=['virtio_blk']), check=True)
+    assert held.failed == 0 and 'regenerates the initramfs' in held.output, held
+    not_held = play('pciback', dict(base, pciback_native_drivers=['e1000']), check=True)
+    assert not_held.failed == 0 and 'regenerates the initramfs' not in not_held.output, not_held
