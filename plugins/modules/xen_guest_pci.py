@@ -279,7 +279,8 @@ other_configs:
   description:
     - The devices of the task that guest configurations in C(/etc/xen) (C(*.cfg), besides O(config)) also name in
       their C(pci) list, each with those files. Two guests whose configurations name one device cannot both run,
-      libxl refuses the device to the one started second. With O(state=present) RV(notes) says so too.
+      libxl refuses the device to the one started second. With O(state=present) RV(notes) says so too; a file
+      whose C(pci) list xl could not read is named in RV(notes) instead.
   returned: success
   type: dict
   sample: {"0000:03:00.0": ["/etc/xen/web2.cfg"]}

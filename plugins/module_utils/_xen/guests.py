@@ -313,6 +313,9 @@ class GuestDevices:
                 if state == 'present':
                     self.notes.append('%s is also in the guest configuration %s: of the guests, the one started '
                                       'second is refused it' % (request.address, ', '.join(files)))
+        for path in sorted(configs.unreadable):
+            self.notes.append('the guest configuration %s was not read for other_configs (%s)'
+                              % (path, configs.unreadable[path]))
         return found
 
     def _plan_config(self, config, requests, state, guest, domain):

@@ -735,10 +735,6 @@ class GuestConfigs:
         skip = os.path.realpath(besides) if besides else None
         return [path for path in self.naming.get(address, []) if os.path.realpath(path) != skip]
 
-    def shared(self):
-        """``{address: [file, ...]}`` for the devices that two files or more name."""
-        return dict((address, files) for address, files in self.naming.items() if len(files) > 1)
-
 
 def read_guest_configs(config_dir):
     """GuestConfigs for the ``*.cfg`` files directly in ``config_dir`` (xl's own ``xl.conf`` is not one).

@@ -569,6 +569,8 @@ def test_a_device_another_guest_config_names_is_reported_and_the_notes_say_why(r
     assert result['other_configs'] == {E1000_A: [other]}
     assert any(note.startswith('%s is also in the guest configuration %s' % (E1000_A, other))
                for note in result['notes']), result['notes']
+    broken = os.path.join(run.kernel.root, 'etc', 'xen', 'broken.cfg')
+    assert any(note.startswith('the guest configuration %s was not read' % broken) for note in result['notes'])
     # web9's own file names 0000:00:06.0 and is not another one for itself; web2's is. Taking the device out of
     # web9's list reports web2's, without a note.
     web2 = _config(run, WEB1_CFG.replace('web1', 'web2'), 'web2.cfg')

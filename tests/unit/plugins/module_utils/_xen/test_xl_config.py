@@ -702,6 +702,5 @@ def test_guest_configs_name_each_device_with_its_files_and_set_unreadable_ones_a
     assert configs.naming == {'0000:03:00.0': [a, b, link], '0000:04:00.0': [a]}
     assert sorted(configs.unreadable) == [str(tmp_path / 'c.cfg'), str(tmp_path / 'd.cfg')]
     assert 'listed twice' in configs.unreadable[str(tmp_path / 'c.cfg')]
-    assert configs.shared() == {'0000:03:00.0': [a, b, link]}
     assert configs.files_naming('0000:03:00.0', besides=b) == [a]                 # the link is b itself
     assert read_guest_configs(str(tmp_path / 'missing')).naming == {}
