@@ -732,8 +732,11 @@ class GuestConfigs:
 
     def files_naming(self, address, besides=None):
         """The files that name ``address``, without ``besides`` (a file, compared by its real path)."""
-        skip = os.path.realpath(besides) if besides else None
-        return [path for path in self.naming.get(address, []) if os.path.realpath(path) != skip]
+        files = self.naming.get(address, [])
+        if not besides:
+            return list(files)
+        skip = os.path.realpath(besides)
+        return [path for path in files if os.path.realpath(path) != skip]
 
 
 def read_guest_configs(config_dir):
