@@ -100,13 +100,15 @@ rig_provision_files() {
 }
 
 # The image is keyed by a hash of the files that decide its content: editing
-# build-image, this file, the play provision-xen.yml, the xen_host role or the
+# build-image, this file, the play provision-xen.yml, guest-init.sh,
+# zip_bytecode_cache.py, the xen_host role or the
 # modules it runs (rig_provision_files) gives a new image directory; anything else
 # reuses the cached one.
 rig_image_hash() {
     local file
     {
-        cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" "$RIG_DIR/provision-xen.yml" "$RIG_DIR/guest-init.sh"
+        cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" "$RIG_DIR/provision-xen.yml" "$RIG_DIR/guest-init.sh" \
+            "$RIG_DIR/zip_bytecode_cache.py"
         while read -r file; do
             echo "== $file"
             cat "$RIG_COLLECTION_DIR/$file"

@@ -141,8 +141,16 @@ class Rig:
 
     def drivers(self):
         """{address: driver} for every PCI function in dom0: what a refused task must leave alone."""
-        out = self.ssh('for d in /sys/bus/pci/devices/*; do echo "${d##*/} $(basename "$(readlink $d/driver)" 2>/dev/null)"; done').stdout
-        return dict(line.split(' ', 1) for line in out.splitlines())
+        # Two processes in dom0, not two per function: on the emulated dom0 a process costs about 0.1 s.
+        # (each driver's directory links the devices bound to it, by address)
+        out = self.ssh('ls /sys/bus/pci/devices; echo ==; '
+                       'find /sys/bus/pci/drivers/ -mindepth 2 -maxdepth 2 -name "*:*:*.*" -printf "%f %h\\n"').stdout
+        names, _sep, bound = out.partition('==\n')
+        drivers = dict((name, '') for name in names.split())
+        for line in bound.splitlines():
+            device, driver = line.split(' ', 1)
+            drivers[device] = os.path.basename(driver)
+        return drivers
 
     def files(self, *paths):
         """{path: content, or None where there is no such file} in dom0."""
