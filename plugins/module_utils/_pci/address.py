@@ -45,11 +45,6 @@ class PciAddress(namedtuple('PciAddress', ['domain', 'bus', 'slot', 'function'])
         """The form libxl uses under ``/libxl/pci/``: ``DDDD-BB-DD-F``."""
         return '%04x-%02x-%02x-%x' % self
 
-    @property
-    def slot_prefix(self):
-        """``DDDD:BB:DD.`` -- shared by the functions of one multi-function device."""
-        return '%04x:%02x:%02x.' % self[:3]
-
 
 def parse_pci_address(text):
     """Return the PciAddress for ``text`` (``DDDD:BB:DD.F`` or ``BB:DD.F``) or raise PciAddressError."""

@@ -104,10 +104,6 @@ class PciSysfs:
             return set()
         return set(name for name in names if is_canonical_address(name))
 
-    def pciback_permissive(self):
-        text = read_text(os.path.join(self.pciback_dir, 'permissive')) or ''
-        return set(line.strip() for line in text.splitlines() if is_canonical_address(line.strip()))
-
     # ---- writing ---------------------------------------------------------------------------
     def write(self, path, text):
         """Write ``text`` to the kernel file ``path`` in one ``write()``; never creates a file."""

@@ -9,9 +9,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 import pytest
+import yaml
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
@@ -97,3 +99,34 @@ def test_a_list_with_bad_entries_reports_each_of_them(good, bad):
     assert len(errors) == len(bad)
     for text, message in zip(bad, errors):
         assert repr(text) in message
+
+
+# The pciback role checks its hide list with a regular expression of its own (Jinja's match test: Python's re.match)
+# before any module runs: it must accept exactly what parse_pci_address accepts.
+_ROLE_VARS = os.path.join(os.path.dirname(os.path.abspath(__file__)), *(['..'] * 5 + ['roles', 'pciback', 'vars',
+                                                                                         'main.yml']))
+
+
+def role_address_re():
+    with open(_ROLE_VARS) as handle:
+        return re.compile(yaml.safe_load(handle)['__pciback_address_re'])
+
+
+def parses(text):
+    try:
+        parse_pci_address(text)
+    except PciAddressError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.builds(lambda fields, suffix: (fields, suffix), valid_fields, st.sampled_from(['', '\n', ' ', '\n\n', 'x'])),
+    bad_addresses,
+), st.data())
+def test_the_pciback_role_and_the_modules_accept_the_same_addresses(value, data):
+    if isinstance(value, tuple):
+        fields, suffix = value
+        value = data.draw(spellings(*fields)) + suffix
+    assert bool(role_address_re().match(value)) == parses(value) == is_valid_address(value), value
