@@ -103,8 +103,8 @@ def test_a_list_with_bad_entries_reports_each_of_them(good, bad):
 
 # The pciback role checks its hide list with a regular expression of its own (Jinja's match test: Python's re.match)
 # before any module runs: it must accept exactly what parse_pci_address accepts.
-_ROLE_VARS = os.path.join(os.path.dirname(os.path.abspath(__file__)), *(['..'] * 5 + ['roles', 'pciback', 'vars',
-                                                                                         'main.yml']))
+_COLLECTION = os.path.join(os.path.dirname(os.path.abspath(__file__)), *(['..'] * 5))
+_ROLE_VARS = os.path.join(_COLLECTION, 'roles', 'pciback', 'vars', 'main.yml')
 
 
 def role_address_re():
