@@ -22,6 +22,7 @@ __metaclass__ = type
 
 import marshal
 import os
+import stat
 import zipimport
 
 import _imp
@@ -53,12 +54,23 @@ def _store(path, code):
             pass
 
 
+def _trusted(directory):
+    """The cache directory is used only when it is this user's own and nobody else can write to it."""
+    try:
+        status = os.lstat(directory)
+    except OSError:
+        return True                                 # not there yet: _store creates it, mode 0700
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
 def caching(compile_source, cache_dir=None):
     """``zipimport._compile_source`` with the cache in front of ``compile_source``."""
     def compile_cached(pathname, source):
         path = cache_path(source, cache_dir)
+        if not _trusted(os.path.dirname(path)):
+            return compile_source(pathname, source)
         try:
-            with open(path, 'rb') as handle:
+            with open(path, 'rb', opener=lambda name, flags: os.open(name, flags | os.O_NOFOLLOW)) as handle:
                 code = marshal.load(handle)
         except (OSError, EOFError, ValueError, TypeError):
             code = compile_source(pathname, source)

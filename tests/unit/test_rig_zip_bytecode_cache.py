@@ -87,6 +87,16 @@ def test_a_cache_file_that_cannot_be_read_is_compiled_over(compiled, tmp_path):
     assert import_from_zip(tmp_path, 'two.zip', SOURCE).VALUE == 42 and len(compiled) == 1
 
 
+def test_a_cache_directory_others_can_write_to_is_not_used(compiled, tmp_path):
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    os.chmod(str(cache), 0o777)
+    import_from_zip(tmp_path, 'one.zip', SOURCE)
+    import_from_zip(tmp_path, 'two.zip', SOURCE)
+    archives = set(os.path.basename(os.path.dirname(path)) for path, _source in compiled)
+    assert archives == set(['one.zip', 'two.zip']) and os.listdir(str(cache)) == []
+
+
 def test_install_is_once_and_can_be_turned_off(monkeypatch):
     real = zipimport._compile_source
     monkeypatch.setattr(zipimport, '_compile_source', real)
