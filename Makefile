@@ -91,13 +91,7 @@ docs-check: venv ## Build the collection from this checkout, install the tarball
 	@"$(TOOLS)/docs-check" "$(DOCS_DIR)"
 
 bench: venv tree ## Run the benchmarks tests/bench/bench_*.py but the rig ones (make bench-rig); not part of make test
-	@cd "$(TREE)"; \
-	scripts=$$(find tests/bench -name 'bench_*.py' ! -name 'bench_rig*' 2>/dev/null | sort); \
-	if [ -z "$$scripts" ]; then echo "bench: no benchmarks"; exit 0; fi; \
-	for script in $$scripts; do \
-	    echo "== $$script"; \
-	    PYTHONPATH="$(COLLECTIONS)" PYTHONDONTWRITEBYTECODE=1 "$(BIN)/python" "$$script"; \
-	done
+	@cd "$(TREE)" && "$(TOOLS)/bench" "$(BIN)/python" "$(COLLECTIONS)"
 
 rig-test: venv tree ## Integration tests on the Xen rig: dom0 booted in QEMU (~12 min cold; RIG_ARCH=aarch64: arm64 rig)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" tests/rig/run-tests $(RIG_ARGS)

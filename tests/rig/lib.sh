@@ -69,50 +69,24 @@ RIG_COLLECTION_DIR=$(cd "$RIG_DIR/../.." && pwd)
 # handlers call, and the module_utils those import, transitively (each with its package's
 # __init__.py). Paths relative to the collection's root, sorted.
 rig_provision_files() {
-    local root=$RIG_COLLECTION_DIR file name package
-    local -A seen=()
-    local queue=()
-    while IFS= read -r file; do
-        queue+=("${file#"$root"/}")
-    done < <(find "$root/roles/xen_host" -type f ! -name "*.md")
-    while read -r name; do
-        if [ -f "$root/plugins/modules/$name.py" ]; then queue+=("plugins/modules/$name.py"); fi
-    done < <(grep -rhoE 'xenpci\.passthrough\.[a-z0-9_]+:' "$root/roles/xen_host/tasks" \
-                 "$root/roles/xen_host/handlers" | sed 's/.*\.//; s/:$//' | sort -u)
-    while [ ${#queue[@]} -gt 0 ]; do
-        file=${queue[0]}
-        queue=("${queue[@]:1}")
-        [ -z "${seen[$file]:-}" ] || continue
-        seen[$file]=1
-        case "$file" in
-            *.py)
-                # module_utils._pkg.name, as "module_utils._pkg.name import ..." or
-                # "module_utils._pkg import name": plugins/module_utils/_pkg/name.py, and the
-                # package's __init__.py.
-                while read -r package name; do
-                    queue+=("plugins/module_utils/$package/__init__.py" "plugins/module_utils/$package/$name.py")
-                done < <(grep -hoE 'passthrough\.plugins\.module_utils\._[a-z0-9_]+(\.[a-z0-9_]+| +import +[a-z0-9_]+)' \
-                             "$root/$file" |
-                         sed -E 's/^.*module_utils\.(_[a-z0-9_]+)(\.| +import +)([a-z0-9_]+)$/\1 \3/' | sort -u) ;;
-        esac
-    done
-    printf '%s\n' "${!seen[@]}" | LC_ALL=C sort
+    python3 "$RIG_DIR/image_files.py" "$RIG_COLLECTION_DIR"
 }
 
 # The image is keyed by a hash of the files that decide its content: editing
 # build-image, this file, the play provision-xen.yml, guest-init.sh,
-# zip_bytecode_cache.py, the xen_host role or the
+# zip_bytecode_cache.py, image_files.py, the xen_host role or the
 # modules it runs (rig_provision_files) gives a new image directory; anything else
 # reuses the cached one.
 rig_image_hash() {
-    local file
+    local file files
+    files=$(rig_provision_files) || die "could not list the collection's files of the image (image_files.py)"
     {
         cat "$RIG_DIR/build-image" "$RIG_DIR/lib.sh" "$RIG_DIR/provision-xen.yml" "$RIG_DIR/guest-init.sh" \
-            "$RIG_DIR/zip_bytecode_cache.py"
+            "$RIG_DIR/zip_bytecode_cache.py" "$RIG_DIR/image_files.py"
         while read -r file; do
             echo "== $file"
             cat "$RIG_COLLECTION_DIR/$file"
-        done < <(rig_provision_files)
+        done <<< "$files"
         echo "$RIG_ARCH $RIG_SUITE"
     } | sha256sum | cut -c1-16
 }
