@@ -57,6 +57,7 @@ options:
     description:
       - Addresses of the PCI functions, V(DDDD:BB:DD.F) or the short V(BB:DD.F) (domain 0000).
       - Wildcards are not accepted; repeats of one device (short and long form) count once.
+      - An empty list changes nothing and warns (it usually means that a selection upstream matched no device).
     type: list
     elements: str
     required: true
@@ -224,7 +225,11 @@ def main():
                          quarantine=params['quarantine'], reset=params['reset'],
                          controller_address=controller_address())
     try:
-        parse_devices(params['devices'])        # a bad address is refused before the lock is created
+        # A bad address, and a host that is not a dom0 with xen-pciback, are refused before the lock is created.
+        if not parse_devices(params['devices']):
+            module.warn('devices is empty: nothing to do; an empty list usually means a selection upstream '
+                        '(a filter, a variable) matched no device')
+        binder.require_host()
         if module.check_mode:
             result = binder.ensure(params['devices'], params['state'], params['restore'])
         else:

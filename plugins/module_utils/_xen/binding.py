@@ -194,6 +194,12 @@ class PcibackBinder:
         }
 
     # ---- checks before anything is touched ---------------------------------------------------
+    def require_host(self):
+        """Refuse a host that is not a Xen dom0, or whose kernel cannot have xen-pciback: what a run checks
+        before it creates anything, its lock and journal directory included (ensure checks it again)."""
+        self._require_dom0()
+        self._require_pciback()
+
     def _require_dom0(self):
         if self.host.hypervisor() != 'xen':
             raise PassthroughError('this host is not running on Xen (%s/hypervisor/type does not say xen): '

@@ -7,8 +7,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
+import pytest
+
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci import sysfs
 from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable
-from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC
+from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC, build_rig_host
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.modules.conftest import ModuleRunner
 
 
 def test_present_then_again_then_absent_with_diff(run):
@@ -77,3 +86,29 @@ def test_a_device_a_live_guest_uses_is_refused_naming_that_guest(run):
     result = run(pci_assignable, devices=[E1000_A], state='absent')
     assert result['failed'] is True and '%s is assigned to domain 3' % E1000_A in result['msg']
     assert run.kernel.driver(E1000_A) == 'pciback'
+
+
+def test_an_empty_device_list_changes_nothing_and_warns(run):
+    result = run(pci_assignable, devices=[])
+    assert result['changed'] is False and not result.get('failed') and result['devices'] == []
+    assert 'devices is empty' in str(result.get('warnings')), result
+    assert run.kernel.writes == []
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'xen': False}, 'not running on Xen'),
+    ({'dom0': False}, 'not dom0'),
+    ({'pciback_build': 'absent'}, 'xen-pciback is not available'),
+])
+def test_a_host_that_cannot_assign_is_refused_before_anything_is_created(tmp_path, monkeypatch, capsys,
+                                                                          options, message):
+    uname = os.uname()
+    kernel = build_rig_host(str(tmp_path), arch=uname[4], release=uname[2], pciback_loaded=False, **options)
+    xen = FakeXen(kernel)
+    monkeypatch.setattr(HostPaths, 'default_root', kernel.root)
+    monkeypatch.setattr(sysfs, 'PciSysfs', lambda paths: xen.sysfs)
+    monkeypatch.setattr(Commands, 'for_module', classmethod(lambda cls, module: xen.commands))
+    for state in ('present', 'absent'):
+        result = ModuleRunner(kernel, xen, capsys)(pci_assignable, devices=[E1000_A], state=state)
+        assert result['failed'] is True and message in result['msg'], result
+    assert not os.path.exists(kernel.paths.state_dir) and kernel.writes == []
