@@ -87,7 +87,7 @@ options:
     description:
       - Where the xl toolstack runs, have Xen quarantine each device as C(xl pci-assignable-add) does.
       - Where the hypervisor cannot (no IOMMU, or an Arm Xen without PCI passthrough), the devices are still
-        bound and RV(notes) says what the hypervisor lacks.
+        bound and RV(hypervisor_limit) says what the hypervisor lacks.
     type: bool
     default: true
   lock_timeout:

@@ -221,25 +221,94 @@ host:
       description: Running kernel release.
       type: str
     xen:
-      description:
-        - V(hypervisor), V(dom0), V(version), V(xenstored_running), V(quarantine_capable) (from C(xl info); false on
-          Xen on Arm before 4.21, which has no PCI passthrough support), V(quarantine_note) (what Xen lacks, when
-          V(quarantine_capable) is false; on Arm with Linux 6.12 or later it also says that xen-pciback can hold no
-          device there, its bind asking Xen for a PCI reset that such a Xen refuses).
+      description: Xen as dom0 sees it.
       type: dict
+      contains:
+        hypervisor:
+          description: The host runs on Xen.
+          type: bool
+        dom0:
+          description: The host is Xen's dom0 (C(control_d) in C(/proc/xen/capabilities)).
+          type: bool
+        version:
+          description: Xen's version, or null when not on Xen.
+          type: str
+          sample: '4.17.5'
+        xenstored_running:
+          description: xenstored runs, so that the xl toolstack can be used.
+          type: bool
+        quarantine_capable:
+          description:
+            - Whether Xen can quarantine PCI devices and pass them through, from C(xl info); null when xl could not
+              be asked. False on Xen on Arm before 4.21, which has no PCI passthrough support.
+          type: bool
+        quarantine_note:
+          description:
+            - What Xen lacks when RV(host.xen.quarantine_capable) is false, else null. On Arm with Linux 6.12 or later
+              it also says that xen-pciback can hold no device there, its bind asking Xen for a PCI reset that such a
+              Xen refuses.
+          type: str
     pciback:
-      description: >-
-        V(kconfig_symbol) (CONFIG_XEN_PCIDEV_BACKEND on x86, CONFIG_XEN_PCIDEV_STUB elsewhere), V(variant) (V(pv_backend) or V(stub)),
-        V(build) (V(module), V(builtin), V(absent), V(unknown)), V(loaded), V(parameters), V(slots), V(bound).
+      description: xen-pciback in the running kernel.
       type: dict
+      contains:
+        kconfig_symbol:
+          description: The kernel option xen-pciback needs on this architecture.
+          type: str
+          sample: CONFIG_XEN_PCIDEV_BACKEND
+        variant:
+          description: V(pv_backend) (x86, the PV PCI backend) or V(stub) (elsewhere, the stub only).
+          type: str
+        build:
+          description: V(module), V(builtin), V(absent) or V(unknown).
+          type: str
+        loaded:
+          description: xen-pciback is loaded (its driver is in sysfs).
+          type: bool
+        parameters:
+          description: Its module parameters as the running kernel shows them; empty when not loaded.
+          type: dict
+        slots:
+          description: The addresses in pciback's C(slots).
+          type: list
+          elements: str
+        bound:
+          description: The addresses bound to pciback.
+          type: list
+          elements: str
     iommu:
-      description: V(linux_groups), true when Linux itself manages an IOMMU.
+      description: The IOMMU as Linux sees it.
       type: dict
+      contains:
+        linux_groups:
+          description: Linux itself manages an IOMMU (it has IOMMU groups); false in a Xen PV dom0, where Xen does.
+          type: bool
     journal:
-      description: The journal of original drivers, V(path), V(devices) recorded, V(error).
+      description: This collection's journal of original drivers.
       type: dict
+      contains:
+        path:
+          description: Where it is.
+          type: str
+          sample: /var/lib/xenpci_passthrough/drivers.json
+        devices:
+          description: How many devices it records.
+          type: int
+        error:
+          description: Why it could not be read, or null.
+          type: str
+    pci_ids:
+      description:
+        - The C(pci.ids) file the names came from; null when O(names=false) or when the host has none (then
+          RV(host.notes) says so, and the task warns).
+      type: str
+      sample: /usr/share/misc/pci.ids
     problems:
       description: What stands in the way of passthrough on this host; empty when ready.
+      type: list
+      elements: str
+    notes:
+      description: What the report could not say, such as names left null for want of C(pci.ids); each is also a warning.
       type: list
       elements: str
 '''
@@ -271,6 +340,8 @@ def main():
     commands = Commands.for_module(module)
     report = build_report(HostPaths(), commands, device_filter, names=params['names'],
                           controller_address=controller_address())
+    for note in report['host']['notes']:
+        module.warn(note)
     module.exit_json(changed=False, **report)
 
 

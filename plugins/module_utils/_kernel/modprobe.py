@@ -35,8 +35,8 @@ MODPROBE_DIRS = (
     ('lib', 'modprobe.d'),
 )
 OWNED_PREFIX = 'xenpci-'
-OWNED_HEADER = ('# Managed by the xenpci.passthrough collection (xenpci.passthrough.module_params).\n'
-                '# Changes made here by hand are overwritten.\n')
+OWNED_HEADER = ('# Managed by the xenpci.passthrough collection (xenpci.passthrough.module_params): change the values\n'
+                '# through it. A line added here by hand makes its next run fail and leave this file as it is.\n')
 PCIBACK = 'xen_pciback'
 HIDE = 'hide'
 _MODULE_RE = re.compile(r'^[A-Za-z0-9_-]+\Z')

@@ -21,10 +21,11 @@ def _split_entry(line):
 class PciNames:
     """Names for the vendor/device ids and classes given, loaded in one pass over pci.ids."""
 
-    def __init__(self, vendors=None, devices=None, classes=None):
+    def __init__(self, vendors=None, devices=None, classes=None, source=None):
         self.vendors = vendors or {}
         self.devices = devices or {}
         self.classes = classes or {}
+        self.source = source        # the pci.ids file read; None when there was none
 
     @classmethod
     def load(cls, candidates, id_pairs, class_codes):
@@ -40,11 +41,11 @@ class PciNames:
             except (IOError, OSError):
                 continue
             with handle:
-                return cls._parse(handle, wanted_vendors, wanted_pairs, wanted_classes)
+                return cls._parse(handle, wanted_vendors, wanted_pairs, wanted_classes, path)
         return cls()
 
     @classmethod
-    def _parse(cls, handle, wanted_vendors, wanted_pairs, wanted_classes):
+    def _parse(cls, handle, wanted_vendors, wanted_pairs, wanted_classes, source):
         vendors, devices, classes = {}, {}, {}
         vendor = None
         class_code = None
@@ -75,7 +76,7 @@ class PciNames:
             if vendor_id in wanted_vendors:
                 vendors[vendor_id] = name
                 vendor = vendor_id
-        return cls(vendors, devices, classes)
+        return cls(vendors, devices, classes, source)
 
     def vendor_name(self, vendor):
         return self.vendors.get(vendor)

@@ -103,6 +103,11 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
         pci_names = PciNames.load(paths.pci_ids_candidates,
                                   set((record['vendor_id'], record['device_id']) for record in selected),
                                   set(record['class'] or '' for record in selected))
+        host_report['pci_ids'] = pci_names.source
+        if pci_names.source is None:
+            host_report['notes'].append(
+                'no pci.ids on the host (looked for %s): vendor_name, device_name and class_name are null; the '
+                'pci.ids package (Debian) or hwdata (Red Hat) provides it' % ', '.join(paths.pci_ids_candidates))
     for record in selected:
         address = record['address']
         group = record['iommu_group']
@@ -164,7 +169,9 @@ def _host_report(paths, host, sysfs, commands):
         },
         'iommu': {'linux_groups': bool(_list_dir(paths, 'kernel/iommu_groups'))},
         'journal': {'path': paths.journal, 'error': None, 'devices': 0},
+        'pci_ids': None,
         'problems': [],
+        'notes': [],
     }
     toolstack = None
     if dom0 and host.xenstored_running():

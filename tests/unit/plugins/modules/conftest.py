@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from ansible.module_utils.common import warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
@@ -31,6 +32,9 @@ class ModuleRunner:
 
     def __call__(self, module, **args):
         """Run ``module.main()`` with ``args``; return its JSON result (failed ones too)."""
+        # A module runs in a process of its own: no warning of an earlier run is carried over.
+        for name in ('_global_warnings', '_global_deprecations'):
+            getattr(warnings, name).clear()
         with patch_module_args(args):
             with pytest.raises(SystemExit):
                 module.main()

@@ -69,12 +69,23 @@ def test_names_come_from_pci_ids(run):
     os.makedirs(os.path.dirname(path))
     with open(path, 'w') as handle:
         handle.write(PCI_IDS)
-    devices = by_address(run(pci_info))
+    result = run(pci_info)
+    assert result['host']['pci_ids'] == path and not result['host']['notes'] and not result.get('warnings'), result
+    devices = by_address(result)
     assert devices[E1000_A]['vendor_name'] == 'Intel Corporation'
     assert devices[E1000_A]['device_name'] == '82540EM Gigabit Ethernet Controller'
     assert devices[E1000_A]['class_name'] == 'Ethernet controller'
     assert devices[XHCI]['class_name'] == 'USB controller'
     assert devices[VGA]['vendor_name'] is None
+
+
+def test_names_without_pci_ids_are_null_and_the_task_says_why(run):
+    result = run(pci_info)
+    assert by_address(result)[E1000_A]['vendor_name'] is None and result['host']['pci_ids'] is None
+    assert [note for note in result['host']['notes'] if 'no pci.ids on the host' in note], result['host']
+    assert 'no pci.ids on the host' in str(result.get('warnings')), result
+    quiet = run(pci_info, names=False)
+    assert quiet['host']['pci_ids'] is None and not quiet['host']['notes'] and not quiet.get('warnings')
 
 
 def test_passthrough_view_after_assignment(run):
