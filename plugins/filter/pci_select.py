@@ -20,11 +20,12 @@ description:
     (V([?passthrough.candidate])), their addresses (V([?vendor_id=='8086'].address)), one record or one address.
     Any other result (a number, a boolean, a record without an address, a string that is not the address of one
     of the devices) is an error, so that a mistyped query cannot select anything but devices.
-  - O(addresses), O(ids), O(classes) and O(interfaces) select devices without JMESPath. A device is selected when
-    any of the selectors given selects it; to select by several conditions at once (an Intel device that is also
-    an Ethernet controller), write them in one O(query).
-  - An address or an interface that no device has is an error; ids, classes and queries that match nothing
-    select nothing.
+  - O(addresses), O(ids), O(classes) and O(interfaces) select devices without JMESPath. As with the filters of
+    M(xenpci.passthrough.pci_info), a device is selected when every selector given selects it (with O(query) too),
+    and a selector selects a device when any of its values matches. So O(ids=[8086], classes=[02, 0c03]) selects
+    Intel devices that are network or USB controllers.
+  - At least one selector must be given. An empty list selects nothing. An address or an interface that no
+    device has is an error; ids, classes and queries that match nothing select nothing.
   - The devices come back in the order of the input (pci_info sorts them by address), each once.
   - Runs on the controller; O(query) needs the Python library C(jmespath) there.
 positional: query
@@ -90,9 +91,9 @@ EXAMPLES = r'''
     query: "[?vendor_id=='8086' && starts_with(class, '0200') && passthrough.candidate]"
 # => ['0000:03:00.0', '0000:04:00.0']
 
-- name: Make the USB controllers and the device of interface enp5s0 assignable
+- name: Make the Intel network controllers the host does not need assignable
   xenpci.passthrough.pci_assignable:
-    devices: "{{ pci | xenpci.passthrough.pci_select(classes=['0c03'], interfaces=['enp5s0']) }}"
+    devices: "{{ pci | xenpci.passthrough.pci_select('[?passthrough.candidate]', ids=['8086'], classes=['02']) }}"
 
 - name: Show the drivers of the devices that have no IOMMU group mates
   ansible.builtin.debug:
@@ -275,18 +276,22 @@ def _by_query(devices, query):
     return selected
 
 
+SELECTORS = (('addresses', _by_addresses), ('ids', _by_ids), ('classes', _by_classes), ('interfaces', _by_interfaces))
+
+
 def pci_select(data, query=None, addresses=None, ids=None, classes=None, interfaces=None, records=False):
-    """The addresses (or records) of the devices that any selector selects, in the input's order."""
+    """The addresses (or records) of the devices that every selector given selects, in the input's order."""
     if not isinstance(records, bool):
         _fail('records must be true or false, not %r', records)
     devices = _devices(data)
-    selected = set()
-    selected |= _by_addresses(devices, _selector('addresses', addresses))
-    selected |= _by_ids(devices, _selector('ids', ids))
-    selected |= _by_classes(devices, _selector('classes', classes))
-    selected |= _by_interfaces(devices, _selector('interfaces', interfaces))
+    values = {'addresses': addresses, 'ids': ids, 'classes': classes, 'interfaces': interfaces}
+    selections = [select(devices, _selector(name, values[name])) for name, select in SELECTORS
+                  if values[name] is not None]
     if query is not None:
-        selected |= _by_query(devices, query)
+        selections.append(_by_query(devices, query))
+    if not selections:
+        _fail('no selector given: name the devices with a query, addresses, ids, classes or interfaces')
+    selected = set.intersection(*selections)
     result = []
     seen = set()
     for device in devices:

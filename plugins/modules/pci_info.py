@@ -35,6 +35,9 @@ options:
   addresses:
     description:
       - Report only these devices (V(DDDD:BB:DD.F) or V(BB:DD.F)).
+      - A device is reported when every filter given matches it (O(addresses), O(classes), O(ids), O(drivers)), and
+        a filter matches when any of its values does; the P(xenpci.passthrough.pci_select#filter) filter and the
+        C(assign) role select the same way.
     type: list
     elements: str
   classes:

@@ -140,7 +140,9 @@ def test_assign_role_selects_moves_and_gives_back(pristine, play):
     rig = pristine
     rig.require_pciback()
     nic_a, xhci = rig.nics[0], rig.xhci
-    select = {'assign_devices': [nic_a[len('0000:'):]], 'assign_ids': ['1b36:000d'], 'assign_persistent': True}
+    # Every selector must select a device: the class list leaves the bridge out (taken, it would be refused).
+    select = {'assign_devices': [nic_a[len('0000:'):], xhci, rig.bridges[0]], 'assign_classes': ['02', '0c03'],
+              'assign_persistent': True}
     check = play('assign', select, check=True, facts=ASSIGN_FACTS)
     assert check.failed == 0 and check.changed > 0, check
     assert check.facts['selected'] == [nic_a, xhci]

@@ -203,15 +203,23 @@ def test_unknown_or_malformed_interfaces_fail(devices, name, match):
     fails(match, devices, interfaces=[name])
 
 
-def test_selectors_add_up(devices):
-    selected = pci_select(devices, "[?driver=='igb']", addresses=[E1000_A], ids=['1b36:000d'], classes=['01'],
-                          interfaces=['ens4'])
-    assert selected == [E1000_A, E1000_B, XHCI, MULTI_0, MULTI_1, ROOT_DISK]
+def test_every_selector_given_must_select_a_device(devices):
+    # Each selector narrows the selection, as pci_info's filters do; within one, any value matches.
+    assert pci_select(devices, ids=['8086']) == [HOST_BRIDGE, E1000_A, E1000_B, MULTI_0, MULTI_1]
+    assert pci_select(devices, ids=['8086'], classes=['0200', '0c03']) == [E1000_A, E1000_B, MULTI_0, MULTI_1]
+    assert pci_select(devices, ids=['8086', '1b36'], classes=['0c03']) == [XHCI]
+    assert pci_select(devices, "[?driver=='igb']", ids=['8086'], addresses=[MULTI_1, E1000_A]) == [MULTI_1]
+    assert pci_select(devices, ids=['8086'], interfaces=['ens4']) == [E1000_B]
+    # The root disk is a 1af4 device but not a network controller: classes and ids together leave it out.
+    assert ROOT_DISK in pci_select(devices, ids=['1af4'])
+    assert pci_select(devices, ids=['1af4'], classes=['02']) == [MGMT_NIC]
 
 
-def test_no_selector_selects_nothing(devices):
-    assert pci_select(devices) == []
-    assert pci_select(devices, addresses=[], ids=None, classes=[], interfaces=[]) == []
+def test_no_selector_is_an_error_and_an_empty_one_selects_nothing(devices):
+    fails('no selector given', devices)
+    fails('no selector given', devices, addresses=None, ids=None, classes=None, interfaces=None)
+    assert pci_select(devices, addresses=[]) == []
+    assert pci_select(devices, ids=['8086'], classes=[]) == []
 
 
 @pytest.mark.parametrize('kwargs, match', [
