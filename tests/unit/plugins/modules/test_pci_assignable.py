@@ -100,8 +100,8 @@ def test_an_empty_device_list_changes_nothing_and_warns(run):
     ({'dom0': False}, 'not dom0'),
     ({'pciback_build': 'absent'}, 'xen-pciback is not available'),
 ])
-def test_a_host_that_cannot_assign_is_refused_before_anything_is_created(tmp_path, monkeypatch, capsys,
-                                                                          options, message):
+def test_a_host_that_cannot_assign_is_refused_before_anything_is_created(
+        tmp_path, monkeypatch, capsys, options, message):
     uname = os.uname()
     kernel = build_rig_host(str(tmp_path), arch=uname[4], release=uname[2], pciback_loaded=False, **options)
     xen = FakeXen(kernel)
