@@ -34,6 +34,7 @@ RIG_ARCH=${RIG_ARCH:-x86_64}
 RIG_SUITE=${RIG_SUITE:-bookworm}
 
 log() { printf '[rig %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
 # timing_note TEXT: a note for make test's timing table (image built or cached, boot time,
 # boots retried), on the phase make test is running (XENPCI_PHASE, see tests/tools/make-test);
 # nothing when the script runs outside make test.
