@@ -66,7 +66,8 @@ def guest(rig):
 
 # A slow test (make rig-test-full) until it passes reliably on the emulated rig: with e1000s on shared legacy
 # interrupt lines dom0 lost an unrelated NIC's driver and its processes segfaulted under repeated attach and detach;
-# with the e1000e NICs (MSI) the emulator itself (QEMU 7.2) crashed as a guest was created (see the rig's README).
+# with the e1000e NICs (MSI) the emulator itself (QEMU 7.2) crashed as a guest was created, and with one emulated
+# CPU dom0's data still went wrong once the guest had its devices (see the rig's README).
 @pytest.mark.slow
 def test_a_guest_drives_the_devices_given_to_it(rig, guest):
     nic_a, nic_b = guest.devices
