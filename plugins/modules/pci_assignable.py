@@ -31,8 +31,10 @@ description:
   - A failure part-way through a batch puts the devices already moved back as they were. A run interrupted
     (killed, power cut) is finished by the next run from the journal. Concurrent runs on one host wait for each other.
   - Refuses, unless O(force=true), a device the host needs (default route, the connection to the controller,
-    root or boot file system, boot VGA), a bridge, part of an IOMMU group whose other devices stay with dom0,
-    and the release of a device a domain is using. Refuses on a host that is not a Xen dom0 or whose kernel
+    root or boot file system, boot VGA), a bridge, part of a set of functions that cannot be isolated from each
+    other (Linux's IOMMU group, or in a Xen dom0 the set computed from the topology, as
+    M(xenpci.passthrough.pci_info) reports it in RV(xenpci.passthrough.pci_info#module:devices[].coassignment)) whose other members stay on dom0
+    drivers, and the release of a device a domain is using. Refuses on a host that is not a Xen dom0 or whose kernel
     lacks xen-pciback. Every refusal is decided before anything is changed.
 author:
   - xenpci.passthrough maintainers (@xenpci)
@@ -75,7 +77,7 @@ options:
     default: true
   force:
     description:
-      - Take devices the host needs, bridges and partial IOMMU groups, and release devices a domain uses.
+      - Take devices the host needs, bridges and part of a set that cannot be isolated, and release devices a domain uses.
     type: bool
     default: false
   reset:

@@ -140,6 +140,28 @@ devices:
       description: The other devices of the IOMMU group.
       type: list
       elements: str
+    coassignment:
+      description:
+        - The functions that cannot be isolated from this one, which a guest must take with it, and why.
+        - Linux's IOMMU groups where Linux drives the IOMMU; in a Xen dom0, where it does not, computed from the
+          topology as Linux computes its groups. See C(docs/xen-pciback.md) for the rules.
+        - M(xenpci.passthrough.pci_assignable) refuses a request that leaves part of a set on dom0 drivers.
+      type: dict
+      contains:
+        devices:
+          description: The other members of the set (bridges included; they are never moved and never block).
+          type: list
+          elements: str
+          sample: ['0000:00:05.1']
+        reasons:
+          description: Why the members cannot be isolated (empty when the device is alone).
+          type: list
+          elements: str
+          sample: ['0000:00:05.0, 0000:00:05.1 are functions of one multi-function device without ACS isolation']
+        source:
+          description: C(linux_iommu_groups) when the sets are Linux's IOMMU groups, C(topology) when computed.
+          type: str
+          sample: topology
     physfn:
       description: SR-IOV physical function of a virtual function, or null.
       type: str

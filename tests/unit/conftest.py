@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.config_space import ACS_ALL, ENDPOINT, config_space
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import FakeKernel
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
 
@@ -36,8 +37,11 @@ def build_rig_host(root, arch='x86_64', pciback_loaded=True, **kernel_options):
     kernel.add_device(E1000_A, driver='e1000', net=['ens3'])
     kernel.add_device(E1000_B, driver='e1000', net=['ens4'])
     kernel.add_device(XHCI, vendor='1b36', device='000d', class_code='0c0330', driver='xhci_hcd')
-    kernel.add_device(MULTI_0, vendor='8086', device='10c9', class_code='020000', driver='igb')
-    kernel.add_device(MULTI_1, vendor='8086', device='10c9', class_code='020000', driver='igb')
+    # A dual-port igb whose functions ACS isolates: each can go to a guest alone.
+    for address in (MULTI_0, MULTI_1):
+        kernel.add_device(address, vendor='8086', device='10c9', class_code='020000', driver='igb',
+                          config=config_space('8086', '10c9', multifunction=True, pcie_type=ENDPOINT,
+                                              acs=(ACS_ALL, ACS_ALL)))
     kernel.driver_ids['virtio-pci'].add(('1af4', '1001'))
     kernel.add_device(ROOT_DISK, vendor='1af4', device='1001', class_code='010000', driver='virtio-pci', block=['vda'])
     kernel.add_mount('/', 'vda')

@@ -22,6 +22,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory 
     network_and_block_names,
     read_devices,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import coassignment_sets
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, PciSysfs
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost, is_x86, pciback_symbol
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import DriverJournal, JournalError
@@ -93,6 +94,7 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
     selected = [all_devices[address] for address in sorted(all_devices) if device_filter.matches(all_devices[address])]
     needs = find_host_needs(paths, all_devices, controller_address)
     groups = iommu_groups(all_devices)
+    sets = coassignment_sets(sysfs, all_devices)
     interfaces, disks = network_and_block_names(paths)
     host_report, toolstack = _host_report(paths, host, sysfs, commands)
     records, journal = _passthrough_records(paths, toolstack, host_report)
@@ -112,6 +114,7 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
         address = record['address']
         group = record['iommu_group']
         record['iommu_group_devices'] = [member for member in groups.get(group, []) if member != address] if group else []
+        record['coassignment'] = sets[address]
         record['net_interfaces'] = sorted(interfaces.get(address, []))
         record['block_devices'] = sorted(disks.get(address, []))
         record['host_needs'] = needs.get(address, [])

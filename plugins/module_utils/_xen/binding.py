@@ -40,9 +40,9 @@ import os
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import parse_address_list, parse_pci_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import (
     find_host_needs,
-    iommu_groups,
     read_devices,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import coassignment_sets
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, read_text
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import PCIBACK_MODULE, pciback_symbol
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import (
@@ -314,7 +314,7 @@ class PcibackBinder:
         if binding and not self.force:
             devices = read_devices(self.sysfs)
             needs = find_host_needs(self.paths, devices, self.controller_address)
-            groups = iommu_groups(devices)
+            sets = coassignment_sets(self.sysfs, devices)
             for plan in binding:
                 record = devices[plan.address]
                 for reason in needs.get(plan.address, []):
@@ -322,14 +322,14 @@ class PcibackBinder:
                 if record['bridge']:
                     refusals.append('%s is a bridge (class %s); pass through the devices behind it instead'
                                     % (plan.address, record['class']))
-                group = record['iommu_group']
-                if group:
-                    left = [member for member in groups[group]
-                            if member != plan.address and member not in requested and member in devices
-                            and not devices[member]['bridge'] and devices[member]['driver'] != PCIBACK]
-                    if left:
-                        refusals.append('%s shares IOMMU group %s with %s, which stay with dom0; a guest needs the '
-                                        'whole group: list them too' % (plan.address, group, ', '.join(left)))
+                coassigned = sets[plan.address]
+                left = [member for member in coassigned['devices']
+                        if member not in requested and not devices[member]['bridge']
+                        and devices[member]['driver'] not in (None, PCIBACK)]
+                if left:
+                    refusals.append('%s cannot be isolated from %s, which stay on dom0 drivers (%s); a guest needs '
+                                    'the whole set: list them too' % (plan.address, ', '.join(left),
+                                                                      '; '.join(coassigned['reasons'])))
         for plan in plans:
             if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (self.force and plan.address in requested):
                 domid = records.get(plan.address, {}).get('domid')

@@ -261,3 +261,41 @@ def test_refusals_on_the_real_host_move_nothing(rig, role, message):
     result = rig.module('pci_assignable', {'devices': [rig.nics[0], other]})
     assert result.get('failed') is True and message in result['msg'], result
     assert rig.drivers() == before
+
+
+@pytest.fixture
+def multifunction(rig):
+    """The two functions of the rig's multi-function e1000, back on e1000 after the test."""
+    yield rig.multifunction
+    rig.module('pci_assignable', {'devices': rig.multifunction, 'state': 'absent', 'force': True})
+
+
+def test_one_function_of_a_multi_function_device_is_refused_and_the_device_moves_whole(rig, multifunction):
+    first, second = multifunction
+    info = by_address(rig.module('pci_info', {}))
+    # Xen drives the IOMMU, Linux has no groups: the sets come from config space. The conventional PCI e1000's
+    # functions have no ACS; the PCIe NICs sit below QEMU's root ports, which have ACS (Xen enables it).
+    assert info[first]['iommu_group'] is None
+    assert info[first]['coassignment'] == {
+        'devices': [second], 'source': 'topology',
+        'reasons': ['%s, %s are functions of one multi-function device without ACS isolation' % (first, second)]}
+    for address in rig.nics + rig.msi_nics:
+        assert info[address]['coassignment']['devices'] == [], info[address]
+    before = rig.drivers()
+    refused = rig.module('pci_assignable', {'devices': [first]})
+    assert refused['failed'] is True and '%s cannot be isolated from %s' % (first, second) in refused['msg'], refused
+    assert rig.drivers() == before
+
+    rig.require_pciback()
+    whole = rig.module('pci_assignable', {'devices': [first, second]})
+    assert not whole['failed'] and whole['changed'] is True, whole
+    assert [rig.driver(address) for address in multifunction] == ['pciback'] * 2
+    if rig.xen_passthrough:
+        assert set(multifunction) <= set(assignable(rig))
+    again = rig.module('pci_assignable', {'devices': [first, second]})
+    assert not again['failed'] and again['changed'] is False, again
+    back = rig.module('pci_assignable', {'devices': [first, second], 'state': 'absent'})
+    assert not back['failed'] and [rig.driver(address) for address in multifunction] == ['e1000'] * 2, back
+
+    forced = rig.module('pci_assignable', {'devices': [second], 'force': True})
+    assert not forced['failed'] and [rig.driver(address) for address in multifunction] == ['e1000', 'pciback'], forced

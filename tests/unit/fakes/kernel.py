@@ -134,8 +134,12 @@ class FakeKernel:
 
     def add_device(self, address, vendor='8086', device='100e', class_code='020000', driver=None,
                    parent=None, iommu_group=None, net=(), block=(), boot_vga=None, reset_methods='flr bus',
-                   modalias=None):
-        """Add a PCI function (under the bridge ``parent`` if given) and bind ``driver`` to it."""
+                   modalias=None, config=None):
+        """Add a PCI function (under the bridge ``parent`` if given) and bind ``driver`` to it.
+
+        ``config``: the bytes of its config space (``fakes.config_space.config_space`` builds them);
+        by default the file is empty, as an unprivileged reader of a real one would find it short.
+        """
         parent_dir = self._devices[parent]['dir'] if parent else os.path.join(self.root, 'sys', 'devices', 'pci0000:00')
         directory = os.path.join(parent_dir, address)
         os.makedirs(directory)
@@ -154,6 +158,9 @@ class FakeKernel:
             files['boot_vga'] = '1' if boot_vga else '0'
         for name, text in files.items():
             _write_file(os.path.join(directory, name), text + '\n')
+        if config is not None:
+            with open(os.path.join(directory, 'config'), 'wb') as handle:
+                handle.write(config)
         _symlink(directory, os.path.join(self.paths.pci_devices, address))
         self._devices[address] = {'vendor': vendor, 'device': device, 'dir': directory}
         if iommu_group is not None:

@@ -11,6 +11,7 @@ import os
 
 from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable, pci_info
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC, ROOT_DISK, VGA, XHCI
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.config_space import config_space
 
 PCI_IDS = """# pci.ids excerpt
 8086  Intel Corporation
@@ -48,6 +49,18 @@ def test_reports_devices_drivers_and_what_the_host_needs(run):
     assert host['pciback']['loaded'] is True and host['pciback']['build'] == 'module'
     assert host['xen']['quarantine_capable'] is True
     assert host['problems'] == []
+
+
+def test_the_sets_a_guest_must_take_whole_come_from_the_topology_in_a_dom0(run, fake_dom0):
+    kernel, _xen = fake_dom0
+    for address in ('0000:00:09.0', '0000:00:09.1'):
+        kernel.add_device(address, driver='e1000', config=config_space(multifunction=True))
+    devices = by_address(run(pci_info))
+    assert devices['0000:00:09.1']['coassignment'] == {
+        'devices': ['0000:00:09.0'], 'source': 'topology',
+        'reasons': ['0000:00:09.0, 0000:00:09.1 are functions of one multi-function device without ACS isolation']}
+    # The rig host's igb isolates its two functions with ACS.
+    assert devices['0000:00:06.0']['coassignment'] == {'devices': [], 'reasons': [], 'source': 'topology'}
 
 
 def test_filters_select_devices(run):

@@ -21,6 +21,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal im
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import (
     E1000_A, E1000_B, HOST_BRIDGE, MGMT_NIC, MULTI_0, MULTI_1, ROOT_DISK, VGA, XHCI, build_rig_host,
 )
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.config_space import config_space
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import DOMID_IO, FakeXen
 
 
@@ -332,11 +333,51 @@ def test_a_partial_iommu_group_is_refused(tmp_path):
         os.symlink(os.path.join(kernel.paths.pci_devices, address), os.path.join(group, address))
         os.symlink(os.path.dirname(group), os.path.join(kernel.paths.pci_devices, address, 'iommu_group'))
     xen = FakeXen(kernel)
-    with pytest.raises(PassthroughError, match='shares IOMMU group 7 with 0000:00:06.1'):
+    with pytest.raises(PassthroughError, match=r'0000:00:06.0 cannot be isolated from 0000:00:06.1, which stay on dom0 '
+                                               r'drivers \(IOMMU group 7 \(Linux\)\)'):
         binder(kernel, xen).ensure([MULTI_0], 'present')
     assert kernel.driver(MULTI_0) == 'igb'
     binder(kernel, xen).ensure([MULTI_0, MULTI_1], 'present')
     assert kernel.driver(MULTI_0) == kernel.driver(MULTI_1) == 'pciback'
+
+
+def add_conventional_pair(kernel):
+    """Two functions of one conventional PCI device (as QEMU's multi-function e1000), and a PCI bridge with one behind."""
+    pair = ['0000:00:09.0', '0000:00:09.1']
+    for address in pair:
+        kernel.add_device(address, driver='e1000', config=config_space(multifunction=True))
+    kernel.add_device('0000:00:0b.0', vendor='1b36', device='0001', class_code='060400', reset_methods=None,
+                      config=config_space('1b36', '0001', bridge=True))
+    kernel.add_device('0000:05:01.0', driver='e1000', parent='0000:00:0b.0', config=config_space())
+    return pair
+
+
+def test_without_linux_groups_a_set_from_the_topology_is_refused_in_part(kernel, xen):
+    pair = add_conventional_pair(kernel)
+    before = tree_snapshot(kernel)
+    with pytest.raises(PassthroughError, match=r'0000:00:09.0 cannot be isolated from 0000:00:09.1, which stay on dom0 '
+                                               r'drivers \(0000:00:09.0, 0000:00:09.1 are functions of one '
+                                               r'multi-function device without ACS isolation\)'):
+        binder(kernel, xen).ensure([pair[0]], 'present')
+    assert tree_snapshot(kernel) == before
+    # The bridge is in the set of the device behind it, but is neither moved nor in the way.
+    binder(kernel, xen).ensure(['0000:05:01.0'], 'present')
+    assert kernel.driver('0000:05:01.0') == 'pciback' and kernel.driver('0000:00:0b.0') is None
+    binder(kernel, xen).ensure(pair, 'present')
+    assert [kernel.driver(address) for address in pair] == ['pciback'] * 2
+
+
+def test_force_takes_one_member_of_a_set(kernel, xen):
+    pair = add_conventional_pair(kernel)
+    binder(kernel, xen, force=True).ensure([pair[1]], 'present')
+    assert [kernel.driver(address) for address in pair] == ['e1000', 'pciback']
+
+
+def test_a_set_whose_other_members_have_no_driver_is_not_refused(kernel, xen):
+    pair = add_conventional_pair(kernel)
+    xen.sysfs.unbind(pair[1], 'e1000')
+    binder(kernel, xen).ensure([pair[0]], 'present')
+    assert [kernel.driver(address) for address in pair] == ['pciback', None]
 
 
 def test_a_device_used_by_a_guest_is_not_released(kernel, xen):
