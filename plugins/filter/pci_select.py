@@ -63,6 +63,14 @@ options:
       - Devices by the name of one of their network interfaces (V(enp3s0)).
     type: list
     elements: str
+  functions:
+    description:
+      - V(given) returns the devices selected. V(all) adds every other function of their devices (same domain,
+        bus and slot) among the input, so that a selection of a GPU's VGA function brings its audio and USB
+        functions, which must go to a guest with it.
+    type: str
+    default: given
+    choices: [given, all]
   records:
     description:
       - Return the device records instead of their addresses.
@@ -95,6 +103,10 @@ EXAMPLES = r'''
   xenpci.passthrough.pci_assignable:
     devices: "{{ pci | xenpci.passthrough.pci_select('[?passthrough.candidate]', ids=['8086'], classes=['02']) }}"
 
+- name: The GPUs the host does not need, each with all its functions (VGA, audio, USB)
+  ansible.builtin.set_fact:
+    gpus: "{{ pci | xenpci.passthrough.pci_select('[?passthrough.candidate]', classes=['03'], functions='all') }}"
+
 - name: Show the drivers of the devices that have no IOMMU group mates
   ansible.builtin.debug:
     msg: "{{ pci.devices | xenpci.passthrough.pci_select('[?length(iommu_group_devices) == `0`]', records=true)
@@ -118,6 +130,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
     PciAddressError,
     parse_pci_address,
+    whole_devices,
 )
 
 try:
@@ -279,10 +292,13 @@ def _by_query(devices, query):
 SELECTORS = (('addresses', _by_addresses), ('ids', _by_ids), ('classes', _by_classes), ('interfaces', _by_interfaces))
 
 
-def pci_select(data, query=None, addresses=None, ids=None, classes=None, interfaces=None, records=False):
+def pci_select(data, query=None, addresses=None, ids=None, classes=None, interfaces=None, records=False,
+               functions='given'):
     """The addresses (or records) of the devices that every selector given selects, in the input's order."""
     if not isinstance(records, bool):
         _fail('records must be true or false, not %r', records)
+    if functions not in ('given', 'all'):
+        _fail('functions must be given or all, not %r', functions)
     devices = _devices(data)
     values = {'addresses': addresses, 'ids': ids, 'classes': classes, 'interfaces': interfaces}
     selections = [select(devices, _selector(name, values[name])) for name, select in SELECTORS
@@ -292,6 +308,8 @@ def pci_select(data, query=None, addresses=None, ids=None, classes=None, interfa
     if not selections:
         _fail('no selector given: name the devices with a query, addresses, ids, classes or interfaces')
     selected = set.intersection(*selections)
+    if functions == 'all':
+        selected = set(whole_devices(selected, [device['address'] for device in devices]))
     result = []
     seen = set()
     for device in devices:

@@ -97,6 +97,22 @@ options:
       - Seconds to wait for another run on the same host to finish.
     type: int
     default: 120
+  require_reset:
+    description:
+      - Refuse to make assignable a device for which the kernel offers no reset (its sysfs C(reset_method) is
+        empty, or it has no C(reset) file), as libvirt and Qubes do. V(false) warns instead.
+      - M(xenpci.passthrough.pci_info) lists each device's RV(xenpci.passthrough.pci_info#module:devices[].reset_methods).
+    type: bool
+    default: false
+  functions:
+    description:
+      - V(given) acts on the functions named. V(all) acts on every function of each device named, so that
+        V(0000:01:00.0) of a GPU stands for its V(.0) VGA, V(.1) audio and V(.2) USB functions, which then move
+        (or go back) together. RV(devices) lists every function acted on.
+      - A function that does not exist is still an error, whichever the value.
+    type: str
+    choices: [given, all]
+    default: given
 notes:
   - The journal and its lock live in C(/var/lib/xenpci_passthrough/), created with mode 0700; files are replaced
     atomically and never followed through a symbolic link.
@@ -120,6 +136,11 @@ EXAMPLES = r'''
   xenpci.passthrough.pci_assignable:
     devices: ['0000:03:00.0', '0000:04:00.0']
     state: absent
+
+- name: Make a GPU assignable with all its functions (VGA, audio, USB) by naming one
+  xenpci.passthrough.pci_assignable:
+    devices: ['0000:01:00.0']
+    functions: all
 
 - name: Hold a device even though the host uses it (for example a second GPU that is the boot VGA)
   xenpci.passthrough.pci_assignable:
@@ -217,6 +238,8 @@ def main():
             reset=dict(type='bool', default=False),
             quarantine=dict(type='bool', default=True),
             lock_timeout=dict(type='int', default=120),
+            functions=dict(type='str', choices=['given', 'all'], default='given'),
+            require_reset=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -224,8 +247,8 @@ def main():
     paths = HostPaths()
     commands = Commands.for_module(module)
     binder = open_binder(paths, commands, check_mode=module.check_mode, force=params['force'],
-                         quarantine=params['quarantine'], reset=params['reset'],
-                         controller_address=controller_address())
+                         quarantine=params['quarantine'], reset=params['reset'], functions=params['functions'],
+                         require_reset=params['require_reset'], controller_address=controller_address())
     try:
         # A bad address, and a host that is not a dom0 with xen-pciback, are refused before the lock is created.
         if not parse_devices(params['devices']):
@@ -241,6 +264,8 @@ def main():
         module.fail_json(msg=str(exc), devices=exc.results, notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     except JournalError as exc:
         module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
+    for warning in binder.warnings:
+        module.warn(warning)
     if module._diff:
         result['diff'] = _diff(result['devices'])
     module.exit_json(**result)

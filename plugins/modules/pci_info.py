@@ -179,7 +179,11 @@ devices:
       description: The firmware used it as the boot display.
       type: bool
     reset_methods:
-      description: Reset methods the kernel offers (V(flr), V(pm), V(bus), ...).
+      description:
+        - Reset methods the kernel offers, from its C(reset_method) file (Linux 5.15 and later; V(flr), V(pm),
+          V(bus), ...); V([unknown]) where an older kernel has only a C(reset) file.
+        - Empty when the kernel knows no way to reset the device; M(xenpci.passthrough.pci_assignable) warns about
+          such a device, or refuses it with O(xenpci.passthrough.pci_assignable#module:require_reset=true).
       type: list
       elements: str
     net_interfaces:

@@ -93,3 +93,18 @@ def parse_address_list(texts):
             seen.add(address)
             addresses.append(address)
     return addresses, errors
+
+
+def slot_of(address):
+    """``DDDD:BB:DD`` of a canonical address: the device whose function it is."""
+    return address[:-2]
+
+
+def whole_devices(addresses, known):
+    """Every address of ``known`` (canonical, in its order) that shares a slot with one of ``addresses``.
+
+    ``functions: all`` of pci_assignable and pci_select: naming one function of a multi-function device
+    names the device.
+    """
+    slots = set(slot_of(address) for address in addresses)
+    return [address for address in known if slot_of(address) in slots]

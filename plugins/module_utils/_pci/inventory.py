@@ -22,7 +22,7 @@ import re
 import socket
 import struct
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address, slot_of
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import link_name, read_text
 
 BRIDGE_CLASS = '06'
@@ -69,7 +69,7 @@ def read_devices(sysfs, addresses=None):
         addresses = all_addresses
     slot_counts = {}
     for address in all_addresses:
-        slot_counts[address[:-1]] = slot_counts.get(address[:-1], 0) + 1
+        slot_counts[slot_of(address)] = slot_counts.get(slot_of(address), 0) + 1
     devices = {}
     devices_dir = sysfs.devices_dir
     for address in addresses:
@@ -96,7 +96,7 @@ def read_devices(sysfs, addresses=None):
             'physfn': link_name(base + '/physfn') if 'physfn' in entries else None,
             'virtfns': sorted(link_name(base + '/' + name) for name in entries if name.startswith('virtfn')),
             'bridge': is_bridge(class_code),
-            'multifunction': slot_counts.get(address[:-1], 0) > 1,
+            'multifunction': slot_counts.get(slot_of(address), 0) > 1,
             'boot_vga': read_text(base + '/boot_vga') == '1' if 'boot_vga' in entries else False,
             'reset_methods': [],
         }

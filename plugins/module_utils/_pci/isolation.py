@@ -40,6 +40,8 @@ __metaclass__ = type
 import os
 import struct
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import slot_of
+
 SOURCE_LINUX = 'linux_iommu_groups'
 SOURCE_TOPOLOGY = 'topology'
 
@@ -187,7 +189,7 @@ class _Topology:
             self.parent[address] = up if up in self.addresses else None
         self.slots = {}
         for address in sorted(addresses):
-            self.slots.setdefault(address[:-2], []).append(address)
+            self.slots.setdefault(slot_of(address), []).append(address)
 
     def config(self, address):
         if address not in self._config:
@@ -288,11 +290,11 @@ def _topology_sets(sysfs, devices):
         record = devices[start]
         aliased = DMA_ALIAS_QUIRKS.get((record['vendor_id'], record['device_id']))
         if aliased is not None:
-            target = '%s.%d' % (start[:-2], aliased)
+            target = '%s.%d' % (slot_of(start), aliased)
             if target != start and target in devices:
                 sets.join(target, start, '%s issues DMA as %s (a quirk Linux knows for %s:%s)' % (
                     start, target, record['vendor_id'], record['device_id']))
-        peers = topology.slots.get(start[:-2], [])
+        peers = topology.slots.get(slot_of(start), [])
         start_config = topology.config(start)
         if len(peers) > 1 and (start_config.multifunction or not start_config.readable) and topology.acs_missing(start):
             exposed = [peer for peer in peers if topology.acs_missing(peer)]

@@ -37,7 +37,11 @@ __metaclass__ = type
 import errno
 import os
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import parse_address_list, parse_pci_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
+    parse_address_list,
+    parse_pci_address,
+    whole_devices,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import (
     find_host_needs,
     read_devices,
@@ -136,7 +140,8 @@ class PcibackBinder:
     """
 
     def __init__(self, paths, host, sysfs, journal, toolstack, commands, check_mode=False,
-                 force=False, quarantine=True, reset=False, controller_address=None):
+                 force=False, quarantine=True, reset=False, controller_address=None, functions='given',
+                 require_reset=False):
         self.paths = paths
         self.host = host
         self.sysfs = sysfs
@@ -148,7 +153,10 @@ class PcibackBinder:
         self.quarantine = quarantine
         self.reset = reset
         self.controller_address = controller_address
+        self.functions = functions        # 'all': a function named stands for every function of its device
+        self.require_reset = require_reset
         self.notes = []
+        self.warnings = []
         self.hypervisor_limit = None
         self._boot_id = host.boot_id()
         self._quarantine_capable = None
@@ -163,6 +171,8 @@ class PcibackBinder:
         if missing:
             raise PassthroughError('no such PCI device: %s (not in %s); nothing was changed'
                                    % (', '.join(missing), self.sysfs.devices_dir))
+        if self.functions == 'all':
+            addresses = whole_devices(addresses, self.sysfs.addresses())
         pciback_loaded = self._require_pciback()
         journal = self.journal.load()
         records = self._records = self._libxl_records()
@@ -322,6 +332,13 @@ class PcibackBinder:
                 if record['bridge']:
                     refusals.append('%s is a bridge (class %s); pass through the devices behind it instead'
                                     % (plan.address, record['class']))
+                if not record['reset_methods']:
+                    no_reset = ('%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): '
+                                'a guest may get it in the state its last user left it' % plan.address)
+                    if self.require_reset:
+                        refusals.append(no_reset)
+                    else:
+                        self.warnings.append(no_reset + ' (require_reset: true refuses such a device)')
                 coassigned = sets[plan.address]
                 left = [member for member in coassigned['devices']
                         if member not in requested and not devices[member]['bridge']

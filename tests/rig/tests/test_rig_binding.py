@@ -271,6 +271,7 @@ def multifunction(rig):
 
 
 def test_one_function_of_a_multi_function_device_is_refused_and_the_device_moves_whole(rig, multifunction):
+    """The set from the topology (pci_info), the refusal with nothing moved, functions: all, and force."""
     first, second = multifunction
     info = by_address(rig.module('pci_info', {}))
     # Xen drives the IOMMU, Linux has no groups: the sets come from config space. The conventional PCI e1000's
@@ -287,14 +288,15 @@ def test_one_function_of_a_multi_function_device_is_refused_and_the_device_moves
     assert rig.drivers() == before
 
     rig.require_pciback()
-    whole = rig.module('pci_assignable', {'devices': [first, second]})
+    whole = rig.module('pci_assignable', {'devices': [first], 'functions': 'all'})     # one named, the device moves
     assert not whole['failed'] and whole['changed'] is True, whole
+    assert [device['address'] for device in whole['devices']] == [first, second], whole
     assert [rig.driver(address) for address in multifunction] == ['pciback'] * 2
     if rig.xen_passthrough:
         assert set(multifunction) <= set(assignable(rig))
     again = rig.module('pci_assignable', {'devices': [first, second]})
     assert not again['failed'] and again['changed'] is False, again
-    back = rig.module('pci_assignable', {'devices': [first, second], 'state': 'absent'})
+    back = rig.module('pci_assignable', {'devices': [second], 'functions': 'all', 'state': 'absent'})
     assert not back['failed'] and [rig.driver(address) for address in multifunction] == ['e1000'] * 2, back
 
     forced = rig.module('pci_assignable', {'devices': [second], 'force': True})

@@ -295,3 +295,12 @@ def test_templating_types_work_with_jmespath_functions(devices):
     records = pci_select(wrapped, addresses=_wrap([XHCI]), records=True)
     # What comes back is plain data again: JMESPath (in a later filter) sees an object and a string.
     assert jmespath.search('[type(@), type(address)]', records[0]) == ['object', 'string']
+
+
+def test_functions_all_brings_every_function_of_the_devices_selected(devices):
+    assert pci_select(devices, addresses=[MULTI_1]) == [MULTI_1]
+    assert pci_select(devices, addresses=[MULTI_1], functions='all') == [MULTI_0, MULTI_1]
+    assert pci_select(devices, addresses=[E1000_A, MULTI_0], functions='all') == [E1000_A, MULTI_0, MULTI_1]
+    assert [record['address'] for record in pci_select(devices, ids=['8086:10c9'], functions='all', records=True)] \
+        == [MULTI_0, MULTI_1]
+    fails("functions must be given or all, not 'some'", devices, addresses=[MULTI_0], functions='some')

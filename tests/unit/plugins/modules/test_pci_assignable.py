@@ -15,7 +15,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci import sysfs
 from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable
-from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC, build_rig_host
+from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC, MULTI_0, MULTI_1, build_rig_host
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
 from ansible_collections.xenpci.passthrough.tests.unit.plugins.modules.conftest import ModuleRunner
 
@@ -30,6 +30,25 @@ def test_present_then_again_then_absent_with_diff(run):
     assert again['changed'] is False and again['diff'] == {'before': '', 'after': ''}
     back = run(pci_assignable, devices=[E1000_A, E1000_B], state='absent')
     assert back['changed'] is True and run.kernel.driver(E1000_B) == 'e1000'
+
+
+def test_functions_all_takes_the_whole_device(run):
+    result = run(pci_assignable, devices=['00:06.1'], functions='all')
+    assert [device['address'] for device in result['devices']] == [MULTI_0, MULTI_1]
+    assert run.kernel.driver(MULTI_0) == run.kernel.driver(MULTI_1) == 'pciback'
+    again = run(pci_assignable, devices=[MULTI_0], functions='all')
+    assert again['changed'] is False
+
+
+def test_a_device_without_a_reset_warns(run):
+    run.kernel.add_device('0000:00:09.0', driver='e1000', reset_methods=None)
+    result = run(pci_assignable, devices=['0000:00:09.0'])
+    assert result['changed'] is True and 'offers no reset' in str(result.get('warnings')), result
+    back = run(pci_assignable, devices=['0000:00:09.0'], state='absent')
+    assert back['changed'] is True
+    refused = run(pci_assignable, devices=['0000:00:09.0'], require_reset=True)
+    assert refused['failed'] is True and 'offers no reset' in refused['msg']
+    assert run.kernel.driver('0000:00:09.0') == 'e1000'
 
 
 def test_check_mode_changes_nothing(run):

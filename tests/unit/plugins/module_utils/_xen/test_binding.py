@@ -380,6 +380,32 @@ def test_a_set_whose_other_members_have_no_driver_is_not_refused(kernel, xen):
     assert [kernel.driver(address) for address in pair] == ['pciback', None]
 
 
+def test_functions_all_moves_every_function_of_the_device_named(kernel, xen):
+    pair = add_conventional_pair(kernel)
+    result = binder(kernel, xen, functions='all').ensure([pair[1]], 'present')
+    assert [device['address'] for device in result['devices']] == pair
+    assert [kernel.driver(address) for address in pair] == ['pciback'] * 2
+    binder(kernel, xen, functions='all').ensure([pair[0]], 'absent')
+    assert [kernel.driver(address) for address in pair] == ['e1000'] * 2
+    with pytest.raises(PassthroughError, match='no such PCI device: 0000:00:09.2'):
+        binder(kernel, xen, functions='all').ensure(['0000:00:09.2'], 'present')
+
+
+def test_a_device_without_a_reset_is_warned_about_or_refused(kernel, xen):
+    kernel.add_device('0000:00:09.0', driver='e1000', reset_methods=None)
+    before = tree_snapshot(kernel)
+    with pytest.raises(PassthroughError, match='0000:00:09.0 offers no reset the kernel can do'):
+        binder(kernel, xen, require_reset=True).ensure(['0000:00:09.0'], 'present')
+    assert tree_snapshot(kernel) == before
+    warned = binder(kernel, xen)
+    warned.ensure(['0000:00:09.0'], 'present')
+    assert kernel.driver('0000:00:09.0') == 'pciback'
+    assert warned.warnings == ['0000:00:09.0 offers no reset the kernel can do (no FLR, power-management, bus or slot '
+                               'reset): a guest may get it in the state its last user left it (require_reset: true '
+                               'refuses such a device)']
+    assert binder(kernel, xen, require_reset=True).ensure([E1000_A], 'present')['changed'] is True
+
+
 def test_a_device_used_by_a_guest_is_not_released(kernel, xen):
     binder(kernel, xen).ensure([E1000_A], 'present')
     xen.attach(E1000_A, 5)
