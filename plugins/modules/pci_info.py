@@ -181,7 +181,9 @@ devices:
     reset_methods:
       description:
         - Reset methods the kernel offers, from its C(reset_method) file (Linux 5.15 and later; V(flr), V(pm),
-          V(bus), ...); V([unknown]) where an older kernel has only a C(reset) file.
+          V(bus), ...). An older kernel has only a C(reset) file; then the function-level resets its config space
+          offers (V(flr), V(af_flr), V(pm)), or V(bus) when it offers none (the kernel's reset is then a bus or
+          slot reset).
         - Empty when the kernel knows no way to reset the device; M(xenpci.passthrough.pci_assignable) warns about
           such a device, or refuses it with O(xenpci.passthrough.pci_assignable#module:require_reset=true).
       type: list

@@ -23,6 +23,7 @@ import socket
 import struct
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address, slot_of
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import ConfigSpace
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import link_name, read_text
 
 BRIDGE_CLASS = '06'
@@ -106,7 +107,9 @@ def read_devices(sysfs, addresses=None):
         if 'reset_method' in entries:
             record['reset_methods'] = (read_text(base + '/reset_method') or '').split()
         elif 'reset' in entries:
-            record['reset_methods'] = ['unknown']
+            # A kernel before 5.15 has a reset file when it can reset the device somehow: config space says
+            # which function-level resets there are; with none, what it has is a bus (or slot) reset.
+            record['reset_methods'] = ConfigSpace.read(base + '/config').resets or ['bus']
         devices[address] = record
     return devices
 

@@ -73,6 +73,10 @@ _PORT_NAMES = {
 }
 
 _CAP_PCIE = 0x10
+_CAP_PM = 0x01
+_CAP_AF = 0x13
+_DEVCAP_FLR = 0x10000000
+_PMCSR_NO_SOFT_RESET = 0x0008
 _EXT_CAP_ACS = 0x000d
 _STATUS_CAP_LIST = 0x10
 
@@ -91,11 +95,12 @@ DMA_ALIAS_QUIRKS = dict(
 class ConfigSpace:
     """What isolation needs from one function's config space: header type, PCIe type, ACS."""
 
-    def __init__(self, multifunction=False, pcie_type=None, acs=None, readable=True):
+    def __init__(self, multifunction=False, pcie_type=None, acs=None, readable=True, resets=()):
         self.multifunction = multifunction   # header type bit 7
         self.pcie_type = pcie_type           # None: not a PCI Express device
         self.acs = acs                       # (capability, control) words, or None: no ACS capability
         self.readable = readable
+        self.resets = list(resets)           # function-level resets the config space offers: flr, af_flr, pm
 
     @classmethod
     def read(cls, path):
@@ -116,7 +121,7 @@ class ConfigSpace:
             acs = None
             if pcie_type is not None:
                 acs = _read_acs(fd)
-            return cls(multifunction, pcie_type, acs)
+            return cls(multifunction, pcie_type, acs, resets=_function_resets(header, pcie_at))
         except OSError:
             return cls(readable=False)
         finally:
@@ -146,6 +151,22 @@ def _find_capability(header, wanted):
         pointer = header[pointer + 1] & 0xfc
         seen += 1
     return None
+
+
+def _function_resets(header, pcie_at):
+    """The function-level resets Linux would probe, in its order (pcie_reset_flr, pci_af_flr, pci_pm_reset)."""
+    resets = []
+    if pcie_at is not None and pcie_at + 8 <= len(header) \
+            and struct.unpack_from('<I', header, pcie_at + 4)[0] & _DEVCAP_FLR:
+        resets.append('flr')
+    af_at = _find_capability(header, _CAP_AF)
+    if af_at is not None and af_at + 4 <= len(header) and header[af_at + 3] & 0x03 == 0x03:   # TP and FLR
+        resets.append('af_flr')
+    pm_at = _find_capability(header, _CAP_PM)
+    if pm_at is not None and pm_at + 6 <= len(header) \
+            and not struct.unpack_from('<H', header, pm_at + 4)[0] & _PMCSR_NO_SOFT_RESET:
+        resets.append('pm')
+    return resets
 
 
 def _read_acs(fd):

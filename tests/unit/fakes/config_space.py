@@ -26,17 +26,23 @@ ACS_ALL = 0x1f          # source validation, translation blocking, request and c
 
 
 def config_space(vendor='8086', device='100e', multifunction=False, bridge=False, pcie_type=None,
-                 acs=None):
-    """``pcie_type``: None for conventional PCI; ``acs``: None (no ACS capability) or (capability, control)."""
+                 acs=None, flr=False, no_soft_reset=False):
+    """``pcie_type``: None for conventional PCI; ``acs``: None (no ACS capability) or (capability, control).
+
+    ``flr``: function level reset in the PCIe device capabilities; ``no_soft_reset``: the power
+    management capability says D3hot to D0 does not reset the function.
+    """
     data = bytearray(4096 if pcie_type is not None else 256)
     struct.pack_into('<HH', data, 0, int(vendor, 16), int(device, 16))
     struct.pack_into('<H', data, 0x06, 0x0010)                       # status: capability list
     data[0x0e] = (0x01 if bridge else 0x00) | (0x80 if multifunction else 0x00)
     data[0x34] = 0x40
     data[0x40], data[0x41] = 0x01, 0x60 if pcie_type is not None else 0x00    # power management
+    struct.pack_into('<H', data, 0x44, 0x0008 if no_soft_reset else 0x0000)    # PMCSR
     if pcie_type is not None:
         data[0x60], data[0x61] = 0x10, 0x00
         struct.pack_into('<H', data, 0x62, 0x0002 | (pcie_type << 4))
+        struct.pack_into('<I', data, 0x64, 0x10000000 if flr else 0)              # device capabilities
         next_ext = 0x140 if acs is not None else 0
         struct.pack_into('<I', data, 0x100, 0x0001 | (1 << 16) | (next_ext << 20))   # AER
         if acs is not None:

@@ -9,6 +9,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 import pytest
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import read_devices
@@ -184,3 +186,16 @@ def test_the_parser_follows_capability_chains(tmp_path):
     assert (config.multifunction, config.pcie_type, config.acs) == (False, ENDPOINT, None)
     path.write_bytes(config_space())
     assert ConfigSpace.read(str(path)).is_pcie() is False
+
+
+@pytest.mark.parametrize('config, methods', [
+    (config_space(pcie_type=ENDPOINT, flr=True), ['flr', 'pm']),
+    (config_space(pcie_type=ENDPOINT, flr=True, no_soft_reset=True), ['flr']),
+    (config_space(no_soft_reset=True), ['bus']),
+    (b'', ['bus']),
+])
+def test_a_kernel_without_reset_method_gets_the_resets_config_space_offers(host, config, methods):
+    """Linux before 5.15 has a reset file but no reset_method: the resets come from config space."""
+    host.add_device('0000:00:09.0', driver='e1000', config=config)
+    os.unlink(os.path.join(host.paths.pci_devices, '0000:00:09.0', 'reset_method'))
+    assert read_devices(PciSysfs(host.paths))['0000:00:09.0']['reset_methods'] == methods
