@@ -15,9 +15,9 @@ there are no groups, and ``coassignment_sets`` computes them from the topology t
 - DMA aliases from the topology (``pci_for_each_dma_alias``): a conventional PCI bridge, or a
   PCIe-to-PCI bridge, issues the DMA of everything behind it under its own requester ID, so it
   and everything behind it are one set;
-- then up the tree to the first port whose path to the root complex has ACS source validation,
-  request redirect, completion redirect and upstream forwarding (``pci_acs_path_enabled``): a
-  device below a port whose path lacks them joins that port's set;
+- then the port directly above: unless it and every port up to the root complex enforce ACS
+  source validation, request redirect, completion redirect and upstream forwarding
+  (``pci_acs_path_enabled``), the device joins that port's set;
 - DMA alias quirks that Linux applies to a few devices (``quirk_dma_func0_alias``,
   ``quirk_dma_func1_alias`` in ``drivers/pci/quirks.c``);
 - functions of one multi-function device that lack ACS go together
@@ -30,7 +30,8 @@ here are the ones in effect. Linux's device-specific ACS quirks
 than Linux's, never smaller.
 
 Config space is read only where a decision needs it (bridges on a path, functions of a
-multi-function slot), a few ``pread`` calls per device.
+multi-function slot), a few ``pread`` calls per device. ``ConfigSpace`` also says which
+function-level resets a device offers, for kernels without ``reset_method`` (``inventory``).
 """
 
 from __future__ import absolute_import, division, print_function
