@@ -23,7 +23,7 @@ import socket
 import struct
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address, slot_of
-from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import ConfigSpace
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.config_space import ConfigSpace
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import link_name, read_text
 
 BRIDGE_CLASS = '06'

@@ -14,10 +14,10 @@ import os
 import pytest
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import read_devices
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.config_space import ConfigSpace
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import (
     SOURCE_LINUX,
     SOURCE_TOPOLOGY,
-    ConfigSpace,
     coassignment_sets,
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
