@@ -61,7 +61,7 @@ class ConfigSpace:
     def read(cls, path):
         """Parse the sysfs ``config`` file at ``path``; an unreadable one reads as conventional PCI without ACS."""
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0))
         except OSError:
             return cls(readable=False)
         try:

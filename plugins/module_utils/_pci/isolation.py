@@ -150,7 +150,7 @@ class _Topology:
 
 
 class _Sets:
-    """Union-find over addresses, with the reasons that joined them."""
+    """Union-find over addresses, with the reasons that joined them (each once, in the order found)."""
 
     def __init__(self, addresses):
         self.leader = dict((address, address) for address in addresses)
@@ -164,11 +164,11 @@ class _Sets:
 
     def join(self, first, second, reason):
         a, b = self.find(first), self.find(second)
+        reasons = self.reasons.setdefault(a, {})
         if a != b:
             self.leader[b] = a
-            self.reasons.setdefault(a, []).extend(self.reasons.pop(b, []))
-        if reason not in self.reasons.setdefault(a, []):
-            self.reasons[a].append(reason)
+            reasons.update(self.reasons.pop(b, {}))
+        reasons[reason] = None
 
 
 def _dma_alias_start(topology, sets, address):
@@ -178,8 +178,8 @@ def _dma_alias_start(topology, sets, address):
     while bridge is not None:
         config = topology.config(bridge)
         if not config.is_pcie() or config.pcie_type in (PCIE_TO_PCI_BRIDGE, PCI_TO_PCIE_BRIDGE):
-            sets.join(bridge, address, '%s is behind %s (%s), which issues the DMA of everything behind it '
-                      'under its own requester ID' % (address, bridge, topology.kind(bridge)))
+            sets.join(bridge, address, '%s (%s) issues the DMA of everything behind it under its own requester ID'
+                      % (bridge, topology.kind(bridge)))
             start = bridge
         bridge = topology.parent[bridge]
     return start
@@ -197,11 +197,11 @@ def _topology_sets(sysfs, devices):
         if gap is not None:
             port, missing = gap
             if port == bridge:
-                reason = '%s is below %s (%s), which lacks ACS %s' % (
-                    address, bridge, topology.kind(bridge), _missing_names(missing))
+                reason = 'what is below %s (%s) is not isolated: it lacks ACS %s' % (
+                    bridge, topology.kind(bridge), _missing_names(missing))
             else:
-                reason = '%s is below %s, and %s (%s) on its path to the root complex lacks ACS %s' % (
-                    address, bridge, port, topology.kind(port), _missing_names(missing))
+                reason = 'what is below %s is not isolated: %s (%s) on its path to the root complex lacks ACS %s' % (
+                    bridge, port, topology.kind(port), _missing_names(missing))
             sets.join(bridge, address, reason)
             continue
         record = devices[start]
@@ -243,7 +243,7 @@ def coassignment_sets(sysfs, devices):
     for address in sorted(devices):
         members.setdefault(sets.find(address), []).append(address)
     for leader, group in members.items():
-        reasons = sets.reasons.get(leader, []) if len(group) > 1 else []
+        reasons = list(sets.reasons.get(leader, {})) if len(group) > 1 else []
         for address in group:
             result[address] = {'devices': [member for member in group if member != address], 'reasons': list(reasons),
                                'source': SOURCE_TOPOLOGY}
