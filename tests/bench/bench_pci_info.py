@@ -10,7 +10,8 @@ style, every one with a driver and a network interface on some): one where Linux
 one shaped like a Xen dom0 (no groups; root ports above the buses, so that the co-assignment sets
 come from every function's config space). Times ``build_report`` (what ``pci_info`` runs) on both
 and ``read_devices`` alone, best of several runs. Prints the times and their ratios to the budget
-(1 s for the whole report) and to each other; exits 1 over budget.
+(1 s for the whole report) and to each other; exits 1 over budget. Also times the names of a
+host's devices looked up in a pci.ids of the real file's size, against one Python pass over its lines.
 
     python tests/bench/bench_pci_info.py [--functions 4096] [--repeat 5]
 """
@@ -27,6 +28,7 @@ import tempfile
 import time
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.ids import PciNames
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import read_devices
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.report import DeviceFilter, build_report
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
@@ -64,6 +66,31 @@ def build_host(root, functions, linux_groups=True):
                               '8086', '10ca', multifunction=True, pcie_type=ENDPOINT,
                               acs=(ACS_ALL, ACS_ALL if bus % 2 else 0)))
     return kernel, len(ports)
+
+
+def write_pci_ids(path):
+    """A pci.ids of the real file's shape and size (1.3 MB): 2500 vendors with 8 devices of one subsystem each."""
+    lines = ['#', '#\tList of PCI IDs', '#']
+    for vendor in range(0x1000, 0x1000 + 2500):
+        lines.append('%04x  Vendor %d Incorporated' % (vendor, vendor))
+        for device in range(8):
+            lines.append('\t%04x  Device %d of vendor %04x, a controller' % (device * 7, device, vendor))
+            lines.append('\t\t%04x %04x  Subsystem %d' % (vendor, device, device))
+    for base in range(0x13):
+        lines.append('C %02x  Class %d' % (base, base))
+        lines.extend('\t%02x  Subclass %d' % (sub, sub) for sub in range(8))
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+
+
+def one_pass_over_lines(path):
+    """What reading pci.ids line by line in Python costs at the least: the yardstick for the names' lookup."""
+    count = 0
+    with open(path, 'rb') as handle:
+        for line in handle:
+            if line.startswith(b'\t'):
+                count += 1
+    return count
 
 
 def best_of(repeat, function):
@@ -107,6 +134,18 @@ def main():
               % (BUDGET_SECONDS, report_time / BUDGET_SECONDS, dom0_time / BUDGET_SECONDS))
         print('ratio dom0 / groups report:            %.2f' % (dom0_time / report_time))
         print('ratio report / sysfs read:             %.2f' % (report_time / read_time))
+        ids_path = os.path.join(root, 'pci.ids')
+        write_pci_ids(ids_path)
+        host_ids = set((('%04x' % vendor), '%04x' % (7 * device)) for vendor in (0x1000, 0x1234, 0x15ad, 0x18e0, 0x19c3)
+                       for device in range(3))
+        host_classes = set(['020000', '010600', '0c0330', '060400', '030000'])
+        names = PciNames.load([ids_path], host_ids, host_classes)
+        assert len(names.devices) == len(host_ids) and len(names.classes) == 2 * len(host_classes), names.classes
+        names_time = best_of(args.repeat, lambda: PciNames.load([ids_path], host_ids, host_classes))
+        lines_time = best_of(args.repeat, lambda: one_pass_over_lines(ids_path))
+        size_kb = os.path.getsize(ids_path) // 1024
+        print('names from a %d kB pci.ids (%d ids):   %.4f s' % (size_kb, len(host_ids), names_time))
+        print('ratio names / one Python pass over it: %.2f' % (names_time / lines_time))
         return 0 if max(report_time, dom0_time) < BUDGET_SECONDS else 1
     finally:
         shutil.rmtree(root, ignore_errors=True)

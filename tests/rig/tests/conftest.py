@@ -48,6 +48,22 @@ def pytest_configure(config):
                                        'and restore (make rig-smoke)')
 
 
+# Where the rig tests' time goes, by kind of call: {kind: [calls, seconds]}, printed after the tests.
+CALL_TIMES = {}
+
+
+def _timed(kind, started):
+    tally = CALL_TIMES.setdefault(kind, [0, 0.0])
+    tally[0] += 1
+    tally[1] += time.time() - started
+
+
+def pytest_terminal_summary(terminalreporter):
+    if CALL_TIMES:
+        terminalreporter.write_line('rig time by call: ' + ', '.join(
+            '%s %d in %.0f s' % (kind, calls, seconds) for kind, (calls, seconds) in sorted(CALL_TIMES.items())))
+
+
 def _read_env(path):
     values = {}
     with open(path) as handle:
@@ -128,8 +144,10 @@ class Rig:
 
     def ssh(self, command, check=True, timeout=300):
         argv = [os.path.join(RIG_DIR, 'ssh-dom0'), command]
+        started = time.time()
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                                 env=self.script_env(), timeout=timeout, check=False)
+        _timed('ssh', started)
         if check and result.returncode != 0:
             raise AssertionError('dom0 command failed (rc=%d): %s\n%s%s'
                                  % (result.returncode, command, result.stdout, result.stderr))
@@ -163,7 +181,9 @@ class Rig:
     def reboot(self, power_cut=False):
         """Reboot dom0 (cleanly, or by a reset through QEMU's monitor) and wait until it answers again."""
         argv = [os.path.join(RIG_DIR, 'reboot')] + (['--power-cut'] if power_cut else [])
+        started = time.time()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900, env=self.script_env())
+        _timed('reboot', started)
 
     def module(self, name, args, check=False, diff=False):
         """Run xenpci.passthrough.<name> with ``args``; return its result for the rig host."""
@@ -175,8 +195,10 @@ class Rig:
             argv.append('--check')
         if diff:
             argv.append('--diff')
+        started = time.time()
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                                 env=env, timeout=600, check=False)
+        _timed('module ' + name, started)
         # The default ad-hoc output is '<host> | STATUS => {json}' (after a diff, when asked for one).
         marker = re.search(r'^%s \| ([A-Z!]+) => ' % re.escape(self.host), result.stdout, re.M)
         if marker is None:
@@ -269,8 +291,10 @@ def play(rig, tmp_path):
         if check:
             argv.extend(['--check', '--diff'])
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        started = time.time()
         process = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                                  env=env, timeout=2400, check=False)
+        _timed('play ' + (role or os.path.basename(playbook)), started)
         result = None
         if os.path.exists(out):
             with open(out) as handle:
