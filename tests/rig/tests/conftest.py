@@ -38,6 +38,7 @@ import pytest
 
 RIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RIG_HOST = 'xenpci-rig'
+JOURNAL = '/var/lib/xenpci_passthrough/drivers.json'      # pci_assignable's record of original drivers
 REPO = os.path.dirname(os.path.dirname(RIG_DIR))
 
 
@@ -178,6 +179,29 @@ class Rig:
             found[path] = result.stdout if result.returncode == 0 else None
         return found
 
+    def give_back(self, devices):
+        """After a test: ``devices`` on their own drivers, none held by pciback or recorded in the collection's journal.
+
+        One dom0 command looks; ``pci_assignable`` (state absent, force) runs only where something is left. A module
+        task costs several seconds on the emulated dom0, the look a fraction of one, and after a test that passed
+        there is usually nothing left.
+        """
+        devices = [address for address in devices if address]
+        out = self.ssh('for d in %s; do echo "$d $(readlink /sys/bus/pci/devices/$d/driver)"; done; echo ==; '
+                       'cat /sys/bus/pci/drivers/pciback/slots 2>/dev/null; echo ==; cat %s 2>/dev/null; true'
+                       % (' '.join(devices), JOURNAL)).stdout
+        bound, slots, journal = out.split('==\n', 2)
+        recorded = json.loads(journal)['devices'] if journal.strip() else {}
+        drivers = dict((line.split(' ', 1) + [''])[:2] for line in bound.splitlines() if line.strip())
+        left = [address for address in devices
+                if os.path.basename(drivers.get(address, '').strip()) in ('', 'pciback')
+                or address in slots or address in recorded]
+        if left:
+            result = self.module('pci_assignable', {'devices': devices, 'state': 'absent', 'force': True})
+            assert not result['failed'], result
+            return result
+        return None
+
     def reboot(self, power_cut=False):
         """Reboot dom0 (cleanly, or by a reset through QEMU's monitor) and wait until it answers again."""
         argv = [os.path.join(RIG_DIR, 'reboot')] + (['--power-cut'] if power_cut else [])
@@ -233,7 +257,8 @@ def rig():
         yield Rig(env)
     finally:
         if not reuse:
-            subprocess.run([os.path.join(RIG_DIR, 'stop')], check=False, env=rig_script_env(arch, suite))
+            # Its disk is thrown away: no clean shutdown (test_rig_reboot shows one).
+            subprocess.run([os.path.join(RIG_DIR, 'stop'), '--discard'], check=False, env=rig_script_env(arch, suite))
             pid_file = env.get('RIG_QEMU_PID_FILE', os.path.join(run_dir, 'qemu.pid'))
             try:
                 with open(pid_file) as handle:

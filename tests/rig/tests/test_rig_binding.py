@@ -44,7 +44,7 @@ def interface_of(rig, address):
 def clean(rig):
     """Devices back on their drivers after the test, whatever it did."""
     yield rig
-    rig.module('pci_assignable', {'devices': rig.nics + [rig.xhci], 'state': 'absent', 'force': True})
+    rig.give_back(rig.nics + [rig.xhci])
 
 
 @pytest.mark.smoke
@@ -267,7 +267,7 @@ def test_refusals_on_the_real_host_move_nothing(rig, role, message):
 def multifunction(rig):
     """The two functions of the rig's multi-function e1000, back on e1000 after the test."""
     yield rig.multifunction
-    rig.module('pci_assignable', {'devices': rig.multifunction, 'state': 'absent', 'force': True})
+    rig.give_back(rig.multifunction)
 
 
 def test_one_function_of_a_multi_function_device_is_refused_and_the_device_moves_whole(rig, multifunction):

@@ -108,7 +108,7 @@ def batch(rig):
     for address in devices:
         rig.ssh('test -e /sys/bus/pci/devices/{0}/driver_override && '
                 'echo > /sys/bus/pci/devices/{0}/driver_override || true'.format(address))
-    rig.module('pci_assignable', {'devices': devices, 'state': 'absent', 'force': True})
+    rig.give_back(devices)
 
 
 @pytest.mark.parametrize('fault', ['driver_override', 'hot-unplug'])

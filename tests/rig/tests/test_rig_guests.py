@@ -61,7 +61,7 @@ def guest(rig):
     yield handle
     handle.destroy()
     handle.remove_config()
-    rig.module('pci_assignable', {'devices': devices, 'state': 'absent', 'force': True})
+    rig.give_back(devices)
 
 
 # A slow test (make rig-test-full) until it passes reliably on the emulated rig: with e1000s on shared legacy

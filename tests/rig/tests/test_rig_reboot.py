@@ -44,7 +44,7 @@ def persistent(rig):
     """Leaves the rig as it was: devices on e1000, no hide list, no softdep, the running pciback's slots empty."""
     rig.require_pciback()
     yield rig
-    rig.module('pci_assignable', {'devices': rig.nics, 'state': 'absent', 'force': True})
+    rig.give_back(rig.nics)
     rig.ssh('rm -f %s %s' % (OPTIONS_FILE, SOFTDEP_FILE))
 
 

@@ -32,7 +32,7 @@ def pristine(rig):
     modules_load = rig.ssh('cat %s' % MODULES_LOAD).stdout
     permissive = rig.ssh('cat %s' % PERMISSIVE).stdout.strip()
     yield rig
-    rig.module('pci_assignable', {'devices': rig.nics[:2] + [rig.xhci], 'state': 'absent', 'force': True})
+    rig.give_back(rig.nics[:2] + [rig.xhci])
     rig.ssh('rm -f %s %s %s.*' % (OPTIONS_FILE, SOFTDEP_FILE, OPTIONS_FILE))
     rig.ssh("printf '%%s' '%s' > %s" % (modules_load, MODULES_LOAD))
     rig.ssh('echo %s > %s' % (permissive, PERMISSIVE))
