@@ -185,7 +185,7 @@ class PcibackBinder:
         plans = [self._plan(address, target, give_back, journal.get(address), records, slots)
                  for address, target, give_back in targets]
         self._refuse_unsafe(plans, addresses, records)
-        if state == 'present' and self.quarantine and self.toolstack is not None:
+        if state == 'present' and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
             self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
         work = [plan for plan in plans if plan.action != ACTION_NONE]
         if work and not self.check_mode:
@@ -297,6 +297,11 @@ class PcibackBinder:
     def _needs_quarantine(self, entry):
         return (self.quarantine and self.toolstack is not None
                 and entry.get('quarantined_boot') != self._boot_id and self._can_quarantine())
+
+    def _all_quarantined(self, plans):
+        """Every device already held and quarantined by Xen in this boot: Xen can quarantine, no need to ask it."""
+        return all(plan.action == ACTION_NONE and (plan.entry or {}).get('quarantined_boot') == self._boot_id
+                   for plan in plans)
 
     def _can_quarantine(self):
         if self._quarantine_capable is None:

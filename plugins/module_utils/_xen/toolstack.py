@@ -283,9 +283,25 @@ class XenToolstack:
         self._run(argv)
 
     def remove_driver_paths(self, addresses):
-        """Remove libxl's ``driver_path`` of each PciAddress (what ``xl pci-assignable-remove -r`` does)."""
-        for address in addresses:
-            self._run(['xenstore-rm', self.record_path(address.xenstore_key, 'driver_path')], allow_missing_path=True)
+        """Remove libxl's ``driver_path`` of each PciAddress (what ``xl pci-assignable-remove -r`` does).
+
+        One ``xenstore-rm`` for them all (it passes over a path that is already gone); should it fail, each path
+        goes on its own, so that one that cannot be removed does not keep the others.
+        """
+        paths = [self.record_path(address.xenstore_key, 'driver_path') for address in addresses]
+        if not paths:
+            return
+        rc, _out, _err = self.commands.run([self._tool('xenstore-rm')] + paths)
+        if rc == 0:
+            return
+        errors = []
+        for path in paths:
+            try:
+                self._run(['xenstore-rm', path], allow_missing_path=True)
+            except ToolstackError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise ToolstackError('; '.join(errors))
 
     def _non_x86(self):
         return self.arch is not None and not is_x86(self.arch)

@@ -190,6 +190,35 @@ def test_x86_with_an_iommu_reports_no_hypervisor_limit(kernel, xen):
     assert binder(kernel, xen).ensure([E1000_A], 'present')['hypervisor_limit'] is None
 
 
+def test_a_run_that_changes_nothing_asks_xen_nothing(kernel, xen):
+    """Held and quarantined in this boot: no xl at all, only the two reads of libxl's records."""
+    binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    del xen.calls[:]
+    result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    assert result['changed'] is False and result['hypervisor_limit'] is None
+    assert [call[0] for call in xen.calls] == ['xenstore-ls', 'xenstore-ls'], xen.calls
+
+
+def test_records_of_devices_given_back_go_in_one_xenstore_rm(kernel, xen):
+    binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    del xen.calls[:]
+    binder(kernel, xen).ensure([E1000_A, E1000_B], 'absent')
+    removals = [call for call in xen.calls if call[0] == 'xenstore-rm']
+    assert len(removals) == 1 and len(removals[0]) == 3, removals
+    assert xen.record(E1000_A, 'driver_path') is None and xen.record(E1000_B, 'driver_path') is None
+    assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'e1000'
+
+
+def test_a_record_that_cannot_be_removed_does_not_keep_the_others(kernel, xen):
+    binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    first = xen._xs_key(E1000_A, 'driver_path')
+    xen.fail_commands['xenstore-rm ' + first] = [1, 1]      # the batch and then the first path alone fail
+    result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'absent')
+    assert xen.record(E1000_B, 'driver_path') is None and xen.record(E1000_A, 'driver_path') is not None
+    assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'e1000'
+    assert any('could not remove libxl driver_path records' in note for note in result['notes']), result['notes']
+
+
 def test_after_a_reboot_a_held_device_is_quarantined_again_once(kernel, xen):
     binder(kernel, xen).ensure([E1000_A], 'present')
     xen.owner.clear()                      # the hypervisor forgets quarantine on reboot
