@@ -270,7 +270,7 @@ host:
           type: bool
         quarantine_capable:
           description:
-            - Whether Xen can quarantine PCI devices and pass them through, from C(xl info); null when xl could not
+            - Whether Xen can quarantine PCI devices and pass them through, from its virt_caps (what C(xl info) prints); null when Xen could not
               be asked. False on Xen on Arm before 4.21, which has no PCI passthrough support.
           type: bool
         quarantine_note:
@@ -279,6 +279,19 @@ host:
               it also says that xen-pciback can hold no device there, its bind asking Xen for a PCI reset that such a
               Xen refuses.
           type: str
+        quarantine_through:
+          description:
+            - How this host's Xen is asked to quarantine devices, by M(xenpci.passthrough.pci_assignable) and the
+              roles. V(libxenctrl) is the hypercall that C(xl pci-assignable-add) makes, from the module's own
+              process (Xen's control library loaded through ctypes; no process per device). V(xl) runs C(xl
+              pci-assignable-add) and C(-remove) instead, where that library cannot be loaded (see
+              RV(host.xen.xenctrl_note)). Null when xenstored does not run or xl is not installed.
+          type: str
+          choices: [libxenctrl, xl]
+        xenctrl_note:
+          description: Why Xen's control library cannot be used from the module's process, else null.
+          type: str
+          sample: 'libxenctrl.so.4.17 cannot be used: libxenctrl.so.4.17: cannot open shared object file'
     pciback:
       description: xen-pciback in the running kernel.
       type: dict

@@ -14,9 +14,14 @@ controller (what a person running them waits for):
             measured with quarantine (what xl does) and without (the sysfs part only, like raw)
   xl loop   what teams write today: an ansible.builtin.command task looping
             ``xl pci-assignable-add`` over the list, then ``xl pci-assignable-remove -r``
+  xl, one ssh  the same xl commands in one SSH call: xl's own work, without Ansible
+  no-op task   ``ansible.builtin.ping``: Ansible's fixed cost per task (SSH, a module's start on dom0),
+               the floor under every task figure
+  unchanged    the pci_assignable task run again on devices it already holds (a run that changes nothing)
+  task, no pipelining  the task with Ansible's pipelining off (the rig's inventory turns it on): what it saves
 
-Prints the times and the ratios (task / raw, xl loop / task). Run with a booted rig:
-``make bench-rig`` (boots one when none runs, stops it afterwards).
+Prints the times and the ratios; "own work" is a task's time minus the no-op task's. Run with a
+booted rig: ``make bench-rig`` (boots one when none runs, stops it afterwards).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -68,6 +73,12 @@ XL_LOOP_PLAYBOOK = '''
       changed_when: true
 '''
 
+XL_SCRIPT = r'''
+set -e
+for d in %(devices)s; do xl pci-assignable-add "$d"; done
+for d in %(devices)s; do xl pci-assignable-remove -r "$d"; done
+'''
+
 
 def timed(argv, **kwargs):
     started = time.perf_counter()
@@ -94,16 +105,25 @@ def main():
     if 'pciback' in before:
         raise SystemExit('some devices are already on pciback: %s' % before)
 
-    def task(state, quarantine):
+    def task(state, quarantine, options=()):
         args = json.dumps({'devices': DEVICES, 'state': state, 'quarantine': quarantine})
-        return timed(['ansible', 'xen_dom0', '-i', inventory, '-m', 'xenpci.passthrough.pci_assignable', '-a', args], env=env)
+        return timed(['ansible', 'xen_dom0', '-i', inventory, '-m', 'xenpci.passthrough.pci_assignable', '-a', args]
+                     + list(options), env=env)
 
     times = {}
+    times['no-op task'] = timed(['ansible', 'xen_dom0', '-i', inventory, '-m', 'ansible.builtin.ping'], env=env)
     times['raw'] = timed(ssh + [RAW_SCRIPT % {'devices': ' '.join(DEVICES)}])
+    assert drivers(ssh) == before
+    times['xl, one ssh'] = timed(ssh + [XL_SCRIPT % {'devices': ' '.join(DEVICES)}])
     assert drivers(ssh) == before
     times['task, no quarantine'] = task('present', False) + task('absent', False)
     assert drivers(ssh) == before
-    times['task'] = task('present', True) + task('absent', True)
+    times['task'] = task('present', True)
+    times['unchanged'] = task('present', True)
+    times['task'] += task('absent', True)
+    assert drivers(ssh) == before
+    no_pipelining = ['-e', 'ansible_pipelining=false']     # the rig's inventory turns it on
+    times['task, no pipelining'] = task('present', True, no_pipelining) + task('absent', True, no_pipelining)
     assert drivers(ssh) == before
     with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as handle:
         handle.write(XL_LOOP_PLAYBOOK % {'devices': json.dumps(DEVICES)})
@@ -112,13 +132,19 @@ def main():
     finally:
         os.unlink(handle.name)
     assert drivers(ssh) == before
+    floor = 2 * times['no-op task']              # a task there and one back
+    own = times['task'] - floor
     print('moving %d functions to pciback and back on the rig (wall clock, controller side):' % len(DEVICES))
-    for name in ('raw', 'task, no quarantine', 'task', 'xl loop'):
+    for name in ('no-op task', 'raw', 'xl, one ssh', 'task, no quarantine', 'task', 'unchanged', 'task, no pipelining',
+                 'xl loop'):
         print('  %-22s %6.1f s' % (name, times[name]))
+    print('  %-22s %6.1f s   (task minus two no-op tasks)' % ('task, own work', own))
     print('ratios:')
-    print('  task (no quarantine) / raw   %5.2f   (target 1.5)' % (times['task, no quarantine'] / times['raw']))
-    print('  task / raw                   %5.2f' % (times['task'] / times['raw']))
-    print('  xl loop / task               %5.2f   (target 10)' % (times['xl loop'] / times['task']))
+    print('  task own work / xl, one ssh  %5.2f   (target 1.2)' % (own / times['xl, one ssh']))
+    print('  task own work / raw          %5.2f   (target 1.5)' % (own / times['raw']))
+    print('  unchanged / no-op task       %5.2f   (target 1.3)' % (times['unchanged'] / times['no-op task']))
+    print('  task (no quarantine) / raw   %5.2f' % (times['task, no quarantine'] / times['raw']))
+    print('  xl loop / task               %5.2f' % (times['xl loop'] / times['task']))
     return 0
 
 

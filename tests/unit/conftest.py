@@ -12,7 +12,9 @@ import pytest
 
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.config_space import ACS_ALL, ENDPOINT, config_space
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import FakeKernel
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen import xenctrl
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.xenctrl import FakeLibxenctrl
 
 MGMT_NIC = '0000:00:02.0'
 E1000_A = '0000:00:03.0'
@@ -58,3 +60,21 @@ def kernel(tmp_path):
 @pytest.fixture
 def xen(kernel):
     return FakeXen(kernel)
+
+
+def _no_library(name):
+    raise OSError('%s: cannot open shared object file: No such file or directory' % name)
+
+
+@pytest.fixture(autouse=True)
+def no_libxenctrl(monkeypatch):
+    """By default a test's dom0 has no loadable libxenctrl (the xl path), whatever the machine running the tests has."""
+    monkeypatch.setattr(xenctrl, '_open_library', _no_library)
+
+
+@pytest.fixture
+def libxenctrl(xen, monkeypatch):
+    """The dom0 of ``xen`` with libxenctrl loadable: quarantine goes through it, in process."""
+    library = FakeLibxenctrl(xen)
+    monkeypatch.setattr(xenctrl, '_open_library', library.opener)
+    return library

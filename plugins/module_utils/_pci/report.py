@@ -160,6 +160,8 @@ def _host_report(paths, host, sysfs, commands):
             'xenstored_running': False,
             'quarantine_capable': None,
             'quarantine_note': None,
+            'quarantine_through': None,
+            'xenctrl_note': None,
         },
         'pciback': {
             'kconfig_symbol': pciback_symbol(arch),
@@ -188,6 +190,8 @@ def _host_report(paths, host, sysfs, commands):
                 report['xen']['quarantine_note'] = note
             except ToolstackError as exc:
                 report['xen']['quarantine_note'] = str(exc)
+            report['xen']['quarantine_through'] = toolstack.quarantine_through()
+            report['xen']['xenctrl_note'] = toolstack.xenctrl_note
     report['problems'] = _readiness_problems(report)
     return report, toolstack
 

@@ -15,12 +15,13 @@ and after the batch, so an interrupted run is finished by the next one.
 
 Assigning a device (``xl pci-assignable-add`` order): record the original driver (journal, and
 libxl's ``driver_path`` in xenstore), unbind it from that driver, add a pciback slot, bind it to
-pciback, then let xl quarantine it in the hypervisor. Releasing (``xl pci-assignable-remove -r``
-order): de-quarantine (xl), unbind from pciback, remove the slot, clear a ``driver_override``
-left at pciback, bind the recorded driver.
+pciback, then have Xen quarantine it (libxenctrl's hypercall in this process, as libxl makes it, or
+``xl`` where libxenctrl cannot be loaded). Releasing (``xl pci-assignable-remove -r`` order):
+de-quarantine, unbind from pciback, remove the slot, clear a ``driver_override`` left at pciback,
+bind the recorded driver.
 
 A hypervisor that cannot pass PCI devices through (no IOMMU; Xen on Arm before 4.21) cannot
-quarantine either: then dom0's part is done all the same, nothing is sent to xl, and the result's
+quarantine either: then dom0's part is done all the same, nothing is asked of Xen, and the result's
 ``hypervisor_limit`` says what Xen lacks. A quarantine refused where Xen claimed it could is an
 error on x86 (the batch is put back); elsewhere it is taken as that same limit.
 
@@ -496,22 +497,26 @@ class PcibackBinder:
             plan.quarantined = False
             return
         try:
-            self.toolstack.assignable_add(plan.pci_address)
+            self.toolstack.quarantine(plan.pci_address, self._named(plan))
         except QuarantineRefused as exc:
             self._quarantine_refused(exc)
             plan.quarantined = False
             return
         plan.quarantined = plan.quarantined_here = True
 
+    def _named(self, plan):
+        """libxl has a ``name`` for the device (``xl pci-assignable-add -n``), which xl drops as it (de)quarantines."""
+        return 'name' in self._records.get(plan.address, {})
+
     def _release_from_pciback(self, plan):
-        """De-quarantine through xl (which also unbinds and drops the slot), then finish in sysfs."""
+        """De-quarantine (xl also unbinds and drops the slot; libxenctrl does Xen's part only), then finish in sysfs."""
         address = plan.address
         if plan.driver_before == PCIBACK and self.quarantine and self.toolstack is not None and self._can_quarantine():
-            # xl de-quarantines only what Xen holds; add first (idempotent) unless this boot's journal says so.
+            # Xen de-quarantines only what it holds; add first (idempotent) unless this boot's journal says so.
             try:
                 if (plan.entry or {}).get('quarantined_boot') != self._boot_id:
-                    self.toolstack.assignable_add(plan.pci_address)
-                self.toolstack.assignable_remove(plan.pci_address)
+                    self.toolstack.quarantine(plan.pci_address, self._named(plan))
+                self.toolstack.dequarantine(plan.pci_address, self._named(plan))
                 plan.dequarantined_here = True
             except QuarantineRefused as exc:
                 self._quarantine_refused(exc)     # nothing quarantined to undo: sysfs does the rest
@@ -583,7 +588,7 @@ class PcibackBinder:
     def _restore_snapshot(self, plan):
         address = plan.address
         if plan.quarantined_here:
-            self.toolstack.assignable_remove(plan.pci_address)
+            self.toolstack.dequarantine(plan.pci_address, self._named(plan))
         current = self.sysfs.driver(address)
         if current != plan.driver_before and current is not None:
             self.sysfs.unbind(address, current)
@@ -597,7 +602,7 @@ class PcibackBinder:
         if current != plan.driver_before and plan.driver_before is not None:
             self._bind_back(address, plan.driver_before)
         if plan.dequarantined_here:
-            self.toolstack.assignable_add(plan.pci_address)
+            self.toolstack.quarantine(plan.pci_address, self._named(plan))
 
     def _drop_added_slot(self, plan):
         if plan.address in self.sysfs.pciback_slots() and not plan.in_slots_before:

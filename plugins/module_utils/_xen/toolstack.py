@@ -17,6 +17,9 @@ A guest's devices are what ``xl pci-list`` shows (libxl reads them from the gues
 backend, ``/local/domain/0/backend/pci/<domid>/0``); ``xl pci-attach`` and ``xl pci-detach``
 change them, and ``xl list`` names the domains that run.
 
+Xen's quarantine (``xl pci-assignable-add``'s and ``-remove``'s hypercalls) and ``xl info``'s virt_caps are
+asked for in this process through libxenctrl (``_xen.xenctrl``) where it can be loaded, else through xl.
+
 Commands are run through ``commands``, a ``_host.commands.Commands`` (argument lists only, never a shell string).
 """
 
@@ -33,6 +36,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address im
     parse_xenstore_key,
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import is_x86
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xenctrl import XenControlError, load_xenctrl
 
 _LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
 # xl pci-list (tools/xl/xl_pci.c, pcilist): a "Vdev Device" header, then "%02x.%01x %04x:%02x:%02x.%01x" per device.
@@ -113,13 +117,16 @@ def driver_from_path(path):
 class XenToolstack:
     """xenstore and xl, for one dom0 whose xenstored is known to run."""
 
-    def __init__(self, commands, xen_version=None, arch=None, kernel_release=None):
+    def __init__(self, commands, xen_version=None, arch=None, kernel_release=None, xenctrl_loader=load_xenctrl):
         self.commands = commands
         self.xen_version = xen_version
         self.arch = arch
         self.kernel_version = parse_kernel_version(kernel_release)
         self.libxl_base = '/libxl/pciback' if xen_version is not None and xen_version < (4, 15) else '/libxl/pci'
         self._paths = {}
+        self._xenctrl_loader = xenctrl_loader
+        self._xenctrl = None              # a XenControl once loaded, False when it cannot be had
+        self.xenctrl_note = None          # why libxenctrl is not used, once tried
 
     @classmethod
     def for_host(cls, commands, host):
@@ -312,8 +319,32 @@ class XenToolstack:
                 'listed by xl pci-assignable-list, but Xen does not quarantine them and cannot give them to a guest'
                 % (' %d.%d' % self.xen_version if self.xen_version else '', self.arch or 'this host', detail))
 
+    def xenctrl(self):
+        """The XenControl of this dom0 (libxenctrl in this process, its handle open), or None: then xl does it."""
+        if self._xenctrl is None:
+            control, reason = self._xenctrl_loader(self.xen_version)
+            if control is not None:
+                try:
+                    control.open()
+                except XenControlError as exc:
+                    control, reason = None, 'libxenctrl: %s' % exc
+            self._xenctrl = control or False
+            self.xenctrl_note = reason
+        return self._xenctrl or None
+
+    def quarantine_through(self):
+        """'libxenctrl' when Xen's quarantine is asked for in this process, 'xl' when through xl's commands."""
+        return 'libxenctrl' if self.xenctrl() is not None else 'xl'
+
     def _virt_caps(self):
-        """``xl info``'s virt_caps ('' when it says none)."""
+        """``xl info``'s virt_caps ('' when it says none): from XEN_SYSCTL_physinfo in this process where libxenctrl
+        can be used, else from ``xl info``."""
+        control = self.xenctrl()
+        if control is not None:
+            try:
+                return control.virt_caps()
+            except XenControlError as exc:
+                self.xenctrl_note = 'libxenctrl: %s' % exc
         out = self._run(['xl', 'info'])
         caps = ''
         for line in out.splitlines():
@@ -322,7 +353,7 @@ class XenToolstack:
         return caps
 
     def quarantine_capable(self):
-        """(capable, reason): whether Xen can quarantine PCI devices, from ``xl info``'s virt_caps and the arch."""
+        """(capable, reason): whether Xen can quarantine PCI devices, from its virt_caps and the arch."""
         caps = self._virt_caps()
         if self._non_x86() and self.xen_version is not None and self.xen_version < ARM_PCI_PASSTHROUGH_SINCE:
             if self.kernel_version is not None and self.kernel_version >= PCIBACK_ASKS_XEN_RESET_SINCE:
@@ -335,19 +366,48 @@ class XenToolstack:
                        'hypervisor built without PCI passthrough; devices are held by pciback but '
                        'not quarantined' % (caps or 'none'))
 
-    def assignable_add(self, address):
-        """``xl pci-assignable-add``: on a device already bound to pciback it only quarantines it.
+    def quarantine(self, address, named=False):
+        """Have Xen quarantine a device that pciback holds: what ``xl pci-assignable-add`` does to such a device.
 
-        Off x86, a Xen built without PCI passthrough makes xl fail at the quarantine, after it did
-        dom0's part: that raises QuarantineRefused. On x86 a refused quarantine stays an error.
+        Through libxenctrl where it can be used (one hypercall; libxl's ``name`` record, ``named``, removed as xl
+        removes it), else through ``xl pci-assignable-add`` (one process). Off x86, a Xen built without PCI
+        passthrough refuses, after dom0's part: that raises QuarantineRefused. On x86 a refused quarantine stays an
+        error (ToolstackError).
         """
-        rc, out, err = self.commands.run([self._tool('xl'), 'pci-assignable-add', str(address)])
-        if rc != 0:
+        control = self.xenctrl()
+        if control is None:
+            rc, out, err = self.commands.run([self._tool('xl'), 'pci-assignable-add', str(address)])
+            if rc == 0:
+                return
             text = (err or out).strip()
-            if self._non_x86() and _QUARANTINE_FAILED in text:
-                raise QuarantineRefused(self.no_pci_passthrough('xl pci-assignable-add %s: %s' % (address, text)))
-            raise ToolstackError('xl pci-assignable-add %s failed (rc=%d): %s' % (address, rc, text))
+            refused = _QUARANTINE_FAILED in text
+            text = 'xl pci-assignable-add %s failed (rc=%d): %s' % (address, rc, text)
+        else:
+            try:
+                control.quarantine(address)
+            except XenControlError as exc:
+                refused, text = True, '%s %s (%s)' % (_QUARANTINE_FAILED, address, exc)
+            else:
+                self._forget_name(address, named)
+                return
+        if self._non_x86() and refused:
+            raise QuarantineRefused(self.no_pci_passthrough(text))
+        raise ToolstackError(text)
 
-    def assignable_remove(self, address):
-        """``xl pci-assignable-remove`` without ``-r``: de-quarantine, unbind from pciback, remove its slot."""
-        self._run(['xl', 'pci-assignable-remove', str(address)])
+    def dequarantine(self, address, named=False):
+        """Take a device out of Xen's quarantine, back to dom0: libxenctrl's ``xc_deassign_device`` to DOMID_IO (and
+        libxl's ``name`` record removed), else ``xl pci-assignable-remove`` without ``-r``, which also unbinds the
+        device from pciback and removes its slot. Either way the caller finishes in sysfs."""
+        control = self.xenctrl()
+        if control is None:
+            self._run(['xl', 'pci-assignable-remove', str(address)])
+            return
+        try:
+            control.dequarantine(address)
+        except XenControlError as exc:
+            raise ToolstackError('failed to de-quarantine %s (%s)' % (address, exc))
+        self._forget_name(address, named)
+
+    def _forget_name(self, address, named):
+        if named:
+            self._run(['xenstore-rm', self.record_path(address.xenstore_key, 'name')], allow_missing_path=True)

@@ -40,6 +40,19 @@ def interface_of(rig, address):
     return rig.ssh('ls /sys/bus/pci/devices/%s/net' % address).stdout.split()[0]
 
 
+def xen_owners(rig, addresses):
+    """{address: owner} from Xen's own table of PCI devices (debug key Q, the last dump in ``xl dmesg``): ``d0`` for
+    dom0, ``DomIO:<pseudo domid>`` (x86) or ``d[IO]`` for Xen's quarantine."""
+    out = rig.ssh('xl debug-keys Q && xl dmesg').stdout
+    dump = out[out.rindex('==== PCI devices ===='):]
+    owners = dict(re.findall(r'(\S+:\S+\.\d) - (\S+) - node', dump))
+    return dict((address, owners.get(address)) for address in addresses)
+
+
+def quarantined(owner):
+    return owner is not None and (owner.startswith('DomIO') or owner == 'd[IO]')
+
+
 @pytest.fixture
 def clean(rig):
     """Devices back on their drivers after the test, whatever it did."""
@@ -73,6 +86,8 @@ def test_pci_info_sees_the_rig(rig):
     assert re.match(r'\d+\.\d+', host['xen']['version']).group() == rig.xen_version, host['xen']['version']
     assert host['pciback'] == dict(host['pciback'], build='module', loaded=True, **PCIBACK[rig.arch])
     assert host['xen']['quarantine_capable'] is rig.xen_passthrough
+    # Xen is asked in the module's process (libxenctrl), on every rig's Debian
+    assert host['xen']['quarantine_through'] == 'libxenctrl', host['xen']['xenctrl_note']
     if rig.xen_passthrough:
         assert host['problems'] == []
     else:
@@ -132,6 +147,9 @@ def test_assign_two_nics_in_one_task_then_give_them_back(clean):
         assert 'PCI passthrough' in result['hypervisor_limit'], result
     assert assignable(rig) == [nic_a, nic_b]
     assert rig.driver(nic_a) == rig.driver(nic_b) == 'pciback'
+    if rig.xen_passthrough:     # Xen's own table: both belong to its quarantine now
+        owners = xen_owners(rig, [nic_a, nic_b])
+        assert all(quarantined(owner) for owner in owners.values()), owners
     driver_path = rig.ssh('xenstore-read /libxl/pci/%s/driver_path' % nic_a.replace(':', '-').replace('.', '-'))
     assert driver_path.stdout.strip() == '/sys/bus/pci/drivers/e1000'
     again = rig.module('pci_assignable', {'devices': [nic_a, nic_b]})
@@ -141,6 +159,8 @@ def test_assign_two_nics_in_one_task_then_give_them_back(clean):
     assert rig.driver(nic_a) == rig.driver(nic_b) == 'e1000'
     assert assignable(rig) == []
     assert interface_of(rig, nic_a)     # its interface is back
+    if rig.xen_passthrough:
+        assert xen_owners(rig, [nic_a, nic_b]) == {nic_a: 'd0', nic_b: 'd0'}
     assert rig.module('pci_assignable', {'devices': [nic_a, nic_b], 'state': 'absent'})['changed'] is False
 
 

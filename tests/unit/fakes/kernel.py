@@ -60,6 +60,7 @@ class FakeKernel:
         self.paths = HostPaths(self.root)
         self.arch = arch
         self.release = release
+        self.xen_version = xen_version
         self.uname = ('Linux', 'dom0', release, '#1 SMP', arch)
         self.pciback_build = pciback_build
         self.failures = {}          # path relative to root -> [errno, ...] for the next writes

@@ -149,14 +149,14 @@ def test_on_arm_without_pci_support_the_note_says_whether_pciback_can_hold_devic
 
 def test_a_refused_quarantine_off_x86_is_the_hypervisor_limit():
     with pytest.raises(QuarantineRefused) as caught:
-        XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 21), 'aarch64').assignable_add(parse_pci_address('00:01.0'))
+        XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 21), 'aarch64').quarantine(parse_pci_address('00:01.0'))
     assert 'Xen 4.21 on aarch64 has no PCI passthrough support' in str(caught.value)
     assert 'failed to quarantine 0000:00:01.0' in str(caught.value)
 
 
 def test_a_refused_quarantine_on_x86_is_an_error():
     with pytest.raises(ToolstackError) as caught:
-        XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 17), 'x86_64').assignable_add(parse_pci_address('00:01.0'))
+        XenToolstack(RecordedCommands({'xl': XL_NO_PCI}), (4, 17), 'x86_64').quarantine(parse_pci_address('00:01.0'))
     assert not isinstance(caught.value, QuarantineRefused)
     assert 'xl pci-assignable-add 0000:00:01.0 failed (rc=1)' in str(caught.value)
 
