@@ -292,7 +292,8 @@ def main():
         result = ensure(HostPaths(), commands, params['target'], params['params'], state=params['state'],
                         backend=params['backend'], grub_file=params['grub_file'], extlinux_file=params['extlinux_file'],
                         on_conflict=params['on_conflict'], update_bootloader=params['update_bootloader'],
-                        check_mode=module.check_mode, backup=module.backup_local if params['backup'] else None)
+                        check_mode=module.check_mode, backup=module.backup_local if params['backup'] else None,
+                        labels=module)
     except BootCmdlineError as exc:
         failure = dict((key, value) for key, value in exc.result.items() if key not in ('diff', 'warnings'))
         module.fail_json(msg=str(exc), **failure)

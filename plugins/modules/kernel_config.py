@@ -260,7 +260,7 @@ def _edit(module, host):
         result['diff'] = planned.diff()
     if planned.changed and not module.check_mode:
         try:
-            backup_file = write_planned(planned, module.backup_local if params['backup'] else None)
+            backup_file = write_planned(planned, module.backup_local if params['backup'] else None, labels=module)
         except FileEditError as exc:
             module.fail_json(msg=str(exc), **result)
         if backup_file:

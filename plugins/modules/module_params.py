@@ -248,7 +248,7 @@ def main():
         result['diff'] = plan.planned.diff()
     if not module.check_mode:
         try:
-            backup_file = write_planned(plan.planned, module.backup_local if params['backup'] else None)
+            backup_file = write_planned(plan.planned, module.backup_local if params['backup'] else None, labels=module)
             plan.apply_runtime()
         except (FileEditError, ModuleParamsError) as exc:
             module.fail_json(msg=str(exc), **result)

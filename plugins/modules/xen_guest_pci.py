@@ -343,7 +343,7 @@ def main():
                                 controller_address=controller_address())
     try:
         result = guests.ensure(params['domain'], params['devices'], params['state'], config=params['config'],
-                               backup=module.backup_local if params['backup'] else None)
+                               backup=module.backup_local if params['backup'] else None, labels=module)
     except GuestPciError as exc:
         module.fail_json(msg=str(exc), devices=exc.results, notes=guests.notes,
                          hypervisor_limit=exc.hypervisor_limit or guests.hypervisor_limit)

@@ -102,8 +102,12 @@ def _check_target(backend, target):
 
 
 def ensure(paths, commands, target, params, state='present', backend='auto', grub_file=None, extlinux_file=None,
-           on_conflict='fail', update_bootloader=False, check_mode=False, backup=None):
-    """Make the ``target`` command line hold ``params``; returns the module's result (with ``diff`` and ``warnings``)."""
+           on_conflict='fail', update_bootloader=False, check_mode=False, backup=None, labels=None):
+    """Make the ``target`` command line hold ``params``; returns the module's result (with ``diff`` and ``warnings``).
+
+    ``backup`` is ``module.backup_local`` or None; ``labels`` the AnsibleModule, whose SELinux calls keep the file's
+    context.
+    """
     extlinux_path = host_path(paths, extlinux_file or DEFAULT_EXTLINUX)
     try:
         wanted = parse_params(params, state)
@@ -139,7 +143,7 @@ def ensure(paths, commands, target, params, state='present', backend='auto', gru
     if check_mode or not planned.changed:
         return result
     try:
-        backup_file = write_planned(planned, backup)
+        backup_file = write_planned(planned, backup, labels)
     except FileEditError as exc:
         raise BootCmdlineError(str(exc), changed=False)
     if backup_file:

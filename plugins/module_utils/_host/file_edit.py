@@ -73,8 +73,9 @@ class PlannedFile:
         }
 
 
-def write_planned(planned, backup=None):
-    """Apply ``planned`` if it changes anything; ``backup`` is ``module.backup_local`` or None.
+def write_planned(planned, backup=None, labels=None):
+    """Apply ``planned`` if it changes anything; ``backup`` is ``module.backup_local`` or None, ``labels`` the
+    AnsibleModule (or None), whose SELinux calls keep the file's context (``atomic_write``).
 
     Returns the backup file's path when one was made. Missing parent directories are created
     with mode 0755 (they are system configuration directories such as /etc/modprobe.d).
@@ -95,7 +96,7 @@ def write_planned(planned, backup=None):
         if directory and not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
         atomic_write(planned.path, planned.after.encode('utf-8'), mode=planned.mode,
-                     keep_mode_and_owner=planned.before is not None)
+                     keep_mode_and_owner=planned.before is not None, labels=labels)
     except (UnsafePathError, OSError) as exc:
         raise FileEditError('cannot write %s: %s' % (planned.path, exc))
     return backup_file

@@ -64,12 +64,17 @@ def read_owned_file(path):
         os.close(fd)
 
 
-def atomic_write(path, data, mode=0o600, keep_mode_and_owner=False):
+def atomic_write(path, data, mode=0o600, keep_mode_and_owner=False, labels=None):
     """Replace ``path`` with ``data`` (bytes) atomically: temp file in the same directory, fsync, rename.
 
     A symlink at ``path`` is refused, not followed; the directory entry is replaced by a new
     regular file with ``mode`` (or, with ``keep_mode_and_owner``, the mode and owner of the file
     it replaces), and the directory is synced so the rename survives a power cut.
+
+    ``labels`` is the running AnsibleModule, or None: on an SELinux host the new file gets the
+    context of the file it replaces (a new path: the policy's default for it), with the calls
+    and in the order ``AnsibleModule.atomic_move`` makes them; a rename keeps the temporary
+    file's own label otherwise.
     """
     directory = os.path.dirname(path) or '.'
     existing = None
@@ -80,6 +85,9 @@ def atomic_write(path, data, mode=0o600, keep_mode_and_owner=False):
             raise
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         raise UnsafePathError('%s exists and is not a regular file (a symbolic link?); refusing to replace it' % path)
+    context = None
+    if labels is not None and labels.selinux_enabled():
+        context = labels.selinux_context(path) if existing is not None else labels.selinux_default_context(path)
     fd, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
     try:
         if keep_mode_and_owner and existing is not None:
@@ -102,6 +110,8 @@ def atomic_write(path, data, mode=0o600, keep_mode_and_owner=False):
     except BaseException:
         os.unlink(temp_path)
         raise
+    if context is not None:
+        labels.set_context_if_different(path, context, False)
     sync_directory(directory)
 
 

@@ -234,10 +234,11 @@ class GuestDevices:
         self.config_diff = None                 # the configuration file's diff, once planned
 
     # ---- entry point -------------------------------------------------------------------------
-    def ensure(self, domain, devices, state, config=None, backup=None):
+    def ensure(self, domain, devices, state, config=None, backup=None, labels=None):
         """Bring ``devices`` of guest ``domain`` (and of its configuration file ``config``) to ``state``.
 
-        Returns a result dict, or raises GuestPciError. ``backup`` (``module.backup_local``) copies the file first.
+        Returns a result dict, or raises GuestPciError. ``backup`` (``module.backup_local``) copies the file first;
+        ``labels`` (the AnsibleModule) keeps its SELinux context.
         """
         requests = parse_device_requests(devices)
         check_domain_name(domain)
@@ -274,10 +275,10 @@ class GuestDevices:
         backup_file = None
         if (work or file_changes) and not self.check_mode:
             if self.lock is None:
-                assignable, after, backup_file = self._apply(guest, work, attached, planned, backup)
+                assignable, after, backup_file = self._apply(guest, work, attached, planned, backup, labels)
             else:
                 with self.lock():
-                    assignable, after, backup_file = self._apply(guest, work, attached, planned, backup)
+                    assignable, after, backup_file = self._apply(guest, work, attached, planned, backup, labels)
         result = {
             'changed': bool(work) or file_changes,
             'domain': {'name': guest['name'] if guest else domain, 'domid': guest['domid'] if guest else None,
@@ -515,14 +516,14 @@ class GuestDevices:
         return after + [plan.address for plan in work if plan.action == ACTION_ATTACH]
 
     # ---- doing it ----------------------------------------------------------------------------
-    def _apply(self, guest, work, attached, planned, backup):
+    def _apply(self, guest, work, attached, planned, backup, labels):
         """Make assignable, attach, detach, write the file; (the binder's results, xl pci-list after, the backup
         file) or GuestPciError."""
         assignable, after = self._apply_running(guest, work, attached) if work else ([], attached)
         backup_file = None
         if planned is not None and planned[0].changed:
             try:
-                backup_file = write_planned(planned[0], backup)
+                backup_file = write_planned(planned[0], backup, labels)
             except FileEditError as exc:
                 attached_here = [plan for plan in work if plan.action == ACTION_ATTACH]
                 assigned = [device['address'] for device in assignable if device['action'] == 'assigned']

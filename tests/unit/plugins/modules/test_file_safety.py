@@ -21,6 +21,7 @@ import pytest
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline, kernel_config, module_params, pci_assignable
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.selinux import FakeSelinux
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import HostSnapshot, assert_unchanged
 from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_defaults import DEBIAN_GRUB, XEN_CFG
 
@@ -262,3 +263,67 @@ def test_a_rename_that_fails_leaves_the_file_and_no_temporary_file(host, monkeyp
     with open(host.path(relative), 'rb') as handle:
         assert handle.read() == old_bytes
     assert sorted(os.listdir(directory)) == listing                 # no temporary file left
+
+
+# ---- SELinux ----------------------------------------------------------------------------------
+ETC = 'system_u:object_r:etc_t:s0'
+LABELS = {       # what each file is labelled on a Fedora-family host (file_contexts)
+    'modprobe': 'system_u:object_r:modules_conf_t:s0',
+    'grub in place': 'system_u:object_r:bootloader_etc_t:s0',
+    'grub drop-in': 'system_u:object_r:bootloader_etc_t:s0',
+    'extlinux': 'system_u:object_r:boot_t:s0',
+    'kconfig': 'system_u:object_r:usr_t:s0',
+}
+RELATIVE = {'modprobe': MODPROBE, 'grub in place': GRUB, 'grub drop-in': DROP_IN, 'extlinux': EXTLINUX, 'kconfig': KCONFIG}
+
+
+@pytest.fixture
+def selinux(monkeypatch):
+    """An SELinux host under AnsibleModule: its compat.selinux calls act on labels kept per inode."""
+    from ansible.module_utils import basic
+    fake = FakeSelinux([(RELATIVE[name], context) for name, context in LABELS.items()])
+    monkeypatch.setattr(basic, 'selinux', fake, raising=False)
+    monkeypatch.setattr(basic, 'HAVE_SELINUX', True)
+    return fake
+
+
+def _existing(host, name):
+    if name == 'modprobe':
+        host.write(MODPROBE, 'options xen-pciback permissive=1\n')
+    elif name == 'grub drop-in':
+        host.write(DROP_IN, 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT dom0_mem=1G"\n')
+    return host.path(RELATIVE[name])
+
+
+@pytest.mark.parametrize('name', sorted(LABELS))
+def test_a_replaced_file_keeps_its_selinux_context(host, selinux, name):
+    path = _existing(host, name)
+    selinux.label(os.path.dirname(path), ETC)
+    selinux.label(path, LABELS[name] if name != 'kconfig' else 'unconfined_u:object_r:user_home_t:s0')
+    before = selinux.label_of(path)
+    inode = os.lstat(path).st_ino
+    module, args = _task(host, name)
+    assert host.run(module, **args)['changed'] is True
+    assert os.lstat(path).st_ino != inode                  # a new file, renamed over the old one
+    assert selinux.label_of(path) == before                # with the old one's context, not its directory's
+
+
+@pytest.mark.parametrize('name', ['modprobe', 'grub drop-in'])
+def test_a_new_file_gets_the_policys_context_for_its_path(host, selinux, name):
+    path = host.path(RELATIVE[name])
+    assert not os.path.exists(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    selinux.label(os.path.dirname(path), ETC)
+    module, args = _task(host, name)
+    assert host.run(module, **args)['changed'] is True
+    assert selinux.label_of(path) == LABELS[name]
+
+
+def test_without_selinux_no_context_is_asked_for_or_set(host, monkeypatch):
+    from ansible.module_utils import basic
+    fake = FakeSelinux()
+    monkeypatch.setattr(basic, 'selinux', fake, raising=False)
+    monkeypatch.setattr(basic, 'HAVE_SELINUX', False)
+    module, args = _task(host, 'modprobe')
+    assert host.run(module, **args)['changed'] is True
+    assert fake.labels == {} and fake.set_calls == []
