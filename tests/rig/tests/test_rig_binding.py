@@ -15,11 +15,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 import pytest
 
 pytestmark = pytest.mark.rig
+
+COLLECTION = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 PCIBACK = {
     'x86_64': dict(variant='pv_backend', kconfig_symbol='CONFIG_XEN_PCIDEV_BACKEND'),
@@ -93,6 +96,19 @@ def test_pci_info_sees_the_rig(rig):
     else:
         assert 'PCI passthrough' in host['xen']['quarantine_note']
         assert host['problems'] == [host['xen']['quarantine_note']]
+
+
+def test_libxenctrl_reads_virt_caps_as_xl_info_prints_them(rig):
+    """The collection's libxenctrl binding, run on dom0 as its modules run it: the same virt_caps as xl info."""
+    source = os.path.join(COLLECTION, 'plugins', 'module_utils', '_xen', 'xenctrl.py')
+    with open(source) as handle:
+        rig.ssh("mkdir -p /tmp/xenctrl-check && cat > /tmp/xenctrl-check/xenctrl.py <<'EOF'\n%sEOF" % handle.read())
+    ours = rig.ssh('cd /tmp/xenctrl-check && python3 -c "import xenctrl; control, why = xenctrl.load_xenctrl((%s)); '
+                   'print(why) if why else (control.open(), print(control.virt_caps()))"'
+                   % rig.xen_version.replace('.', ', ')).stdout.strip()
+    printed = rig.ssh('xl info').stdout
+    assert ours == re.search(r'^virt_caps\s*:\s*(.*)$', printed, re.M).group(1).strip()
+    rig.ssh('rm -rf /tmp/xenctrl-check')
 
 
 @pytest.mark.smoke
