@@ -292,6 +292,18 @@ host:
           description: Why Xen's control library cannot be used from the module's process, else null.
           type: str
           sample: 'libxenctrl.so.4.17 cannot be used: libxenctrl.so.4.17: cannot open shared object file'
+        xenstore_through:
+          description:
+            - How the modules read and write xenstore (libxl's records, the PV backends of guests). V(libxenstore) is
+              the library the C(xenstore-*) commands use, from the module's own process (loaded through ctypes).
+              V(commands) runs C(xenstore-ls), C(-list), C(-write) and C(-rm) instead, where that library cannot be
+              loaded or cannot connect (see RV(host.xen.xenstore_note)). Null when xenstored does not run or xl is
+              not installed.
+          type: str
+          choices: [libxenstore, commands]
+        xenstore_note:
+          description: Why libxenstore cannot be used from the module's process, else null.
+          type: str
     pciback:
       description: xen-pciback in the running kernel.
       type: dict

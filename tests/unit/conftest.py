@@ -12,9 +12,10 @@ import pytest
 
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.config_space import ACS_ALL, ENDPOINT, config_space
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import FakeKernel
-from ansible_collections.xenpci.passthrough.plugins.module_utils._xen import xenctrl
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen import xenctrl, xenstore
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import FakeXen
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.xenctrl import FakeLibxenctrl
+from ansible_collections.xenpci.passthrough.tests.unit.fakes.xenstore import FakeLibxenstore
 
 MGMT_NIC = '0000:00:02.0'
 E1000_A = '0000:00:03.0'
@@ -67,9 +68,11 @@ def _no_library(name):
 
 
 @pytest.fixture(autouse=True)
-def no_libxenctrl(monkeypatch):
-    """By default a test's dom0 has no loadable libxenctrl (the xl path), whatever the machine running the tests has."""
+def no_xen_libraries(monkeypatch):
+    """By default a test's dom0 has no loadable libxenctrl nor libxenstore (the xl and xenstore-* commands), whatever
+    the machine running the tests has."""
     monkeypatch.setattr(xenctrl, '_open_library', _no_library)
+    monkeypatch.setattr(xenstore, '_open_library', _no_library)
 
 
 @pytest.fixture
@@ -77,4 +80,12 @@ def libxenctrl(xen, monkeypatch):
     """The dom0 of ``xen`` with libxenctrl loadable: quarantine goes through it, in process."""
     library = FakeLibxenctrl(xen)
     monkeypatch.setattr(xenctrl, '_open_library', library.opener)
+    return library
+
+
+@pytest.fixture
+def libxenstore(xen, monkeypatch):
+    """The dom0 of ``xen`` with libxenstore loadable: xenstore is read and written in process."""
+    library = FakeLibxenstore(xen)
+    monkeypatch.setattr(xenstore, '_open_library', library.opener)
     return library

@@ -162,6 +162,8 @@ def _host_report(paths, host, sysfs, commands):
             'quarantine_note': None,
             'quarantine_through': None,
             'xenctrl_note': None,
+            'xenstore_through': None,
+            'xenstore_note': None,
         },
         'pciback': {
             'kconfig_symbol': pciback_symbol(arch),
@@ -192,6 +194,8 @@ def _host_report(paths, host, sysfs, commands):
                 report['xen']['quarantine_note'] = str(exc)
             report['xen']['quarantine_through'] = toolstack.quarantine_through()
             report['xen']['xenctrl_note'] = toolstack.xenctrl_note
+            report['xen']['xenstore_through'] = toolstack.xenstore_through()
+            report['xen']['xenstore_note'] = toolstack.xenstore_note
     report['problems'] = _readiness_problems(report)
     return report, toolstack
 

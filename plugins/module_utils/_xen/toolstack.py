@@ -18,7 +18,8 @@ backend, ``/local/domain/0/backend/pci/<domid>/0``); ``xl pci-attach`` and ``xl 
 change them, and ``xl list`` names the domains that run.
 
 Xen's quarantine (``xl pci-assignable-add``'s and ``-remove``'s hypercalls) and ``xl info``'s virt_caps are
-asked for in this process through libxenctrl (``_xen.xenctrl``) where it can be loaded, else through xl.
+asked for in this process through libxenctrl (``_xen.xenctrl``) where it can be loaded, else through xl; xenstore
+is read and written through libxenstore (``_xen.xenstore``) the same way, else through the xenstore-* commands.
 
 Commands are run through ``commands``, a ``_host.commands.Commands`` (argument lists only, never a shell string).
 """
@@ -37,6 +38,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address im
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import is_x86
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xenctrl import XenControlError, load_xenctrl
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xenstore import XenStoreError, load_xenstore
 
 _LS_LINE_RE = re.compile(r'^(/\S*) = "(.*)"\s*$')
 # xl pci-list (tools/xl/xl_pci.c, pcilist): a "Vdev Device" header, then "%02x.%01x %04x:%02x:%02x.%01x" per device.
@@ -117,7 +119,8 @@ def driver_from_path(path):
 class XenToolstack:
     """xenstore and xl, for one dom0 whose xenstored is known to run."""
 
-    def __init__(self, commands, xen_version=None, arch=None, kernel_release=None, xenctrl_loader=load_xenctrl):
+    def __init__(self, commands, xen_version=None, arch=None, kernel_release=None, xenctrl_loader=load_xenctrl,
+                 xenstore_loader=load_xenstore):
         self.commands = commands
         self.xen_version = xen_version
         self.arch = arch
@@ -127,6 +130,9 @@ class XenToolstack:
         self._xenctrl_loader = xenctrl_loader
         self._xenctrl = None              # a XenControl once loaded, False when it cannot be had
         self.xenctrl_note = None          # why libxenctrl is not used, once tried
+        self._xenstore_loader = xenstore_loader
+        self._xenstore = None             # a XenStore once connected, False when it cannot be had
+        self.xenstore_note = None         # why libxenstore is not used, once tried
 
     @classmethod
     def for_host(cls, commands, host):
@@ -151,8 +157,33 @@ class XenToolstack:
             raise ToolstackError('%s failed (rc=%d): %s' % (' '.join(argv), rc, (err or out).strip()))
         return out
 
+    def xenstore(self):
+        """The XenStore of this dom0 (libxenstore in this process, connected), or None: then the xenstore-* commands."""
+        if self._xenstore is None:
+            store, reason = self._xenstore_loader()
+            self._xenstore = store or False
+            self.xenstore_note = reason
+        return self._xenstore or None
+
+    def xenstore_through(self):
+        """'libxenstore' when xenstore is read and written in this process, 'commands' when through xenstore-*."""
+        return 'libxenstore' if self.xenstore() is not None else 'commands'
+
+    def _change_store(self, writes=(), removals=()):
+        """Write and remove in one libxenstore transaction; ToolstackError naming the path when xenstored refuses."""
+        try:
+            self.xenstore().change(writes, removals)
+        except XenStoreError as exc:
+            raise ToolstackError('xenstore: %s' % exc)
+
     def list_tree(self, path):
         """``xenstore-ls -f path`` as {full path: value}; {} when the path does not exist."""
+        store = self.xenstore()
+        if store is not None:
+            try:
+                return store.tree(path)
+            except XenStoreError as exc:
+                raise ToolstackError('xenstore: %s' % exc)
         out = self._run(['xenstore-ls', '-f', path], allow_missing_path=True)
         tree = {}
         for line in out.splitlines():
@@ -182,8 +213,15 @@ class XenToolstack:
 
         libxl makes that directory when it builds a domain and removes it when it destroys one.
         """
-        out = self._run(['xenstore-list', _LOCAL_DOMAIN])
-        return set(name.strip() for name in out.splitlines() if name.strip().isdigit())
+        store = self.xenstore()
+        if store is not None:
+            try:
+                names = store.directory(_LOCAL_DOMAIN) or []
+            except XenStoreError as exc:
+                raise ToolstackError('xenstore: %s' % exc)
+        else:
+            names = self._run(['xenstore-list', _LOCAL_DOMAIN]).splitlines()
+        return set(name.strip() for name in names if name.strip().isdigit())
 
     def backend_devices(self):
         """{canonical address: domid} for devices in the PV PCI backend of a live domain (a PV guest's pcifront).
@@ -281,8 +319,12 @@ class XenToolstack:
         return '%s/%s/%s' % (self.libxl_base, address_key, key)
 
     def write_driver_paths(self, drivers):
-        """Write libxl's ``driver_path`` for {PciAddress: driver name} in one command."""
+        """Write libxl's ``driver_path`` for {PciAddress: driver name} in one libxenstore transaction, or one command."""
         if not drivers:
+            return
+        if self.xenstore() is not None:
+            self._change_store(writes=[(self.record_path(address.xenstore_key, 'driver_path'), driver_path_for(driver))
+                                       for address, driver in sorted(drivers.items())])
             return
         argv = ['xenstore-write']
         for address, driver in sorted(drivers.items()):
@@ -292,19 +334,26 @@ class XenToolstack:
     def remove_driver_paths(self, addresses):
         """Remove libxl's ``driver_path`` of each PciAddress (what ``xl pci-assignable-remove -r`` does).
 
-        One ``xenstore-rm`` for them all (it passes over a path that is already gone); should it fail, each path
-        goes on its own, so that one that cannot be removed does not keep the others.
+        One libxenstore transaction, or one ``xenstore-rm``, for them all (a path that is already gone is passed
+        over); should it fail, each path goes on its own, so that one that cannot be removed does not keep the others.
         """
         paths = [self.record_path(address.xenstore_key, 'driver_path') for address in addresses]
         if not paths:
             return
-        rc, _out, _err = self.commands.run([self._tool('xenstore-rm')] + paths)
-        if rc == 0:
-            return
+        if self.xenstore() is not None:
+            try:
+                self._change_store(removals=paths)
+                return
+            except ToolstackError:
+                pass
+        else:
+            rc, _out, _err = self.commands.run([self._tool('xenstore-rm')] + paths)
+            if rc == 0:
+                return
         errors = []
         for path in paths:
             try:
-                self._run(['xenstore-rm', path], allow_missing_path=True)
+                self._remove_path(path)
             except ToolstackError as exc:
                 errors.append(str(exc))
         if errors:
@@ -410,4 +459,11 @@ class XenToolstack:
 
     def _forget_name(self, address, named):
         if named:
-            self._run(['xenstore-rm', self.record_path(address.xenstore_key, 'name')], allow_missing_path=True)
+            self._remove_path(self.record_path(address.xenstore_key, 'name'))
+
+    def _remove_path(self, path):
+        """Remove one xenstore path (passed over when it is not there)."""
+        if self.xenstore() is not None:
+            self._change_store(removals=[path])
+        else:
+            self._run(['xenstore-rm', path], allow_missing_path=True)

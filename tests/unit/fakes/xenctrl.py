@@ -31,7 +31,7 @@ _HVM, _PV, _DIRECTIO, _HAP, _SHADOW, _IOMMU_HAP_PT_SHARE, _VPMU, _GNTTAB_V1 = (
     1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 7, 1 << 8)
 
 
-class _Function:
+class CFunction:
     """A ctypes function's face: callable, with argtypes and restype to set."""
 
     def __init__(self, call):
@@ -55,7 +55,7 @@ class FakeLibxenctrl:
         self.fail = {}                    # function name -> errno it fails with, once
         for name in ('xc_interface_open', 'xc_interface_close', 'xc_physinfo', 'xc_assign_device',
                      'xc_deassign_device'):
-            setattr(self, name, _Function(getattr(self, '_' + name)))
+            setattr(self, name, CFunction(getattr(self, '_' + name)))
 
     def _failed(self, name):
         number = self.fail.pop(name, None)

@@ -542,7 +542,7 @@ def test_a_failed_attach_leaves_the_file_as_it_was(ready):
 def test_a_file_that_cannot_be_written_puts_the_guest_back(ready, monkeypatch):
     path = _config(ready)
 
-    def refuse(planned, backup):
+    def refuse(planned, backup, labels):
         raise FileEditError('cannot write %s: No space left on device' % planned.path)
     monkeypatch.setattr(guests, 'write_planned', refuse)
     result = ready(xen_guest_pci, domain=GUEST, config=path, devices=[E1000_A, E1000_B])
