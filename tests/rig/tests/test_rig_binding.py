@@ -89,8 +89,9 @@ def test_pci_info_sees_the_rig(rig):
     assert re.match(r'\d+\.\d+', host['xen']['version']).group() == rig.xen_version, host['xen']['version']
     assert host['pciback'] == dict(host['pciback'], build='module', loaded=True, **PCIBACK[rig.arch])
     assert host['xen']['quarantine_capable'] is rig.xen_passthrough
-    # Xen is asked in the module's process (libxenctrl), on every rig's Debian
+    # Xen and xenstore are asked in the module's process (libxenctrl, libxenstore), on every rig's Debian
     assert host['xen']['quarantine_through'] == 'libxenctrl', host['xen']['xenctrl_note']
+    assert host['xen']['xenstore_through'] == 'libxenstore', host['xen']['xenstore_note']
     if rig.xen_passthrough:
         assert host['problems'] == []
     else:
