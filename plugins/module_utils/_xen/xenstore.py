@@ -14,6 +14,10 @@ without a process per command (about 0.1 s each on the emulated rig). libxenstor
 xenstored's socket, or to ``/dev/xen/xenbus`` where xenstored runs elsewhere, as the commands do.
 Its soname, ``libxenstore.so.4``, has not changed since Xen 4.2.
 
+Only a connection to xenstored's socket is kept: where the socket does not answer, libxenstore
+opens the xenbus device instead, whose requests wait for as long as xenstored is down, with no
+time limit; the commands, which the collection runs with one, are used then.
+
 What the library returns is allocated with ``malloc``; it is freed with the ``free`` found through
 the library's handle (its C library).
 """
@@ -69,11 +73,32 @@ def load_xenstore(opener=None):
     except (OSError, AttributeError) as exc:
         return None, '%s cannot be used: %s' % (SONAME, exc)
     store = XenStore(library)
+    before = _open_descriptors()
     try:
         store.open()
     except XenStoreError as exc:
         return None, 'libxenstore: %s' % exc
+    opened = sorted(target for fd, target in _open_descriptors().items() if before.get(fd) != target)
+    if [target for target in opened if not target.startswith('socket:')]:
+        store.close()
+        return None, ("libxenstore: xenstored's socket did not answer and the xenbus device (%s) would wait for it "
+                      "without a time limit" % ', '.join(opened))
     return store, None
+
+
+def _open_descriptors():
+    """{descriptor: what it is open on} for this process (the listing's own descriptor is gone by then)."""
+    found = {}
+    try:
+        names = os.listdir('/proc/self/fd')
+    except OSError:
+        return found
+    for name in names:
+        try:
+            found[name] = os.readlink('/proc/self/fd/' + name)
+        except OSError:
+            pass
+    return found
 
 
 def _is_null(pointer):

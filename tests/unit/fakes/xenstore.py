@@ -10,7 +10,8 @@ over xenstored does (tools/libs/store/xs.c, tools/xenstored): ``xs_directory`` r
 array of names and sets the count through its pointer argument, ``xs_read`` a malloc'd buffer and
 its length, both NULL with errno ENOENT for a path that does not exist; ``xs_write`` creates the
 missing parents; ``xs_rm`` of a missing path fails with ENOENT. Every buffer handed out must come
-back through ``free`` exactly once (``leaked`` lists those that did not). Transactions apply their
+back through ``free`` exactly once (``leaked`` lists those that did not). With ``device`` set, ``xs_open``
+opens that file, as libxenstore opens the xenbus device when xenstored's socket does not answer. Transactions apply their
 requests as they come and can be made to fail at the end with EAGAIN (``conflicts``), as
 xenstored's do when another transaction changed the same nodes; an aborted one is rolled back.
 """
@@ -21,6 +22,7 @@ __metaclass__ = type
 
 import ctypes
 import errno
+import os
 
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.xenctrl import CFunction
 
@@ -34,6 +36,8 @@ class FakeLibxenstore:
         self.allocated = {}               # address -> the ctypes object behind it
         self.conflicts = 0                # transactions still to end with EAGAIN
         self.fail_open = None             # errno xs_open fails with
+        self.device = None                # a path xs_open opens instead of xenstored's socket (its fallback)
+        self._descriptor = None
         self.fail_paths = {}              # path -> errno a write or rm of it fails with
         self._transactions = {}           # id -> the store as it was when it started
         self._next_transaction = 1
@@ -68,10 +72,15 @@ class FakeLibxenstore:
         self.calls.append(('xs_open', None))
         if self.fail_open is not None:
             return self._null(self.fail_open)
+        if self.device is not None:
+            self._descriptor = os.open(self.device, os.O_RDWR)
         return _HANDLE
 
     def _xs_close(self, handle):
         self._check(handle)
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
 
     def _exists(self, path):
         return path in self.xen.store or any(key.startswith(path + '/') for key in self.xen.store)

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import os
 
 import pytest
 
@@ -117,3 +118,13 @@ def test_no_connection_falls_back_to_the_commands_and_pci_info_says_why(kernel, 
     report = build_report(kernel.paths, xen.commands, DeviceFilter(), names=False, uname=kernel.uname, sysfs=xen.sysfs)
     assert report['host']['xen']['xenstore_through'] == 'commands'
     assert report['host']['xen']['xenstore_note'] == 'libxenstore: xs_open : Connection refused'
+
+
+def test_a_connection_through_the_xenbus_device_is_not_kept(kernel, xen, libxenstore):
+    libxenstore.device = os.devnull                   # the socket did not answer: libxenstore opened the device
+    descriptors = set(os.listdir('/proc/self/fd'))
+    store, reason = load_xenstore()
+    assert store is None and 'would wait for it without a time limit' in reason and os.devnull in reason
+    assert set(os.listdir('/proc/self/fd')) == descriptors        # closed again
+    binder(kernel, xen).ensure([E1000_A], 'present')
+    assert ['xenstore-write', '/libxl/pci/0000-00-03-0/driver_path', '/sys/bus/pci/drivers/e1000'] in xen.calls
