@@ -86,8 +86,8 @@ def test_assign_and_give_back_run_no_xl_at_all(kernel, xen, libxenctrl):
     result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
     assert result['changed'] is True and result['hypervisor_limit'] is None
     assert xen.owner == {E1000_A: DOMID_IO, E1000_B: DOMID_IO}
-    assert xc_calls(libxenctrl, 'xc_assign_device') == [(DOMID_IO, E1000_A, XEN_DOMCTL_DEV_RDM_RELAXED),
-                                                         (DOMID_IO, E1000_B, XEN_DOMCTL_DEV_RDM_RELAXED)]
+    relaxed = XEN_DOMCTL_DEV_RDM_RELAXED
+    assert xc_calls(libxenctrl, 'xc_assign_device') == [(DOMID_IO, E1000_A, relaxed), (DOMID_IO, E1000_B, relaxed)]
     assert kernel.driver(E1000_A) == kernel.driver(E1000_B) == 'pciback'
     assert all(device['quarantined'] is True for device in result['devices']) and xl_calls(xen) == []
     # what xl sees of it: listed assignable, and de-quarantined (so given back) by xl itself
