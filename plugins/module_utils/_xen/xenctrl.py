@@ -30,6 +30,8 @@ import ctypes
 import os
 import struct
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.c_library import LibraryHandle
+
 DOMID_IO = 0x7FF1                  # xen/include/public/xen.h
 XEN_DOMCTL_DEV_RDM_RELAXED = 1     # xen/include/public/domctl.h
 # struct xen_sysctl_physinfo: seven uint32_t (threads_per_core ... cpu_khz), then ``capabilities``.
@@ -93,25 +95,14 @@ def load_xenctrl(xen_version, opener=None):
     return XenControl(library), None
 
 
-class XenControl:
+class XenControl(LibraryHandle):
     """One libxenctrl handle (``/dev/xen/privcmd``), opened by ``open`` and kept for the module's run."""
 
-    def __init__(self, library, get_errno=ctypes.get_errno):
-        self._library = library
-        self._get_errno = get_errno
-        self._handle = None
+    _open_call = ('xc_interface_open', (None, None, 0))
+    _close_call = 'xc_interface_close'
 
-    def open(self):
-        if self._handle is None:
-            handle = self._library.xc_interface_open(None, None, 0)
-            if not handle:
-                raise XenControlError('xc_interface_open', self._get_errno())
-            self._handle = handle
-
-    def close(self):
-        if self._handle is not None:
-            self._library.xc_interface_close(self._handle)
-            self._handle = None
+    def _open_failed(self, error_number):
+        return XenControlError('xc_interface_open', error_number)
 
     def _call(self, name, *args):
         self.open()

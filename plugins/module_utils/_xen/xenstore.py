@@ -30,6 +30,8 @@ import ctypes
 import errno
 import os
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.c_library import LibraryHandle
+
 SONAME = 'libxenstore.so.4'
 XBT_NULL = 0
 # A transaction xenstored could not commit because another one changed the same nodes: try it again.
@@ -105,35 +107,30 @@ def _is_null(pointer):
     return pointer is None or not ctypes.cast(pointer, ctypes.c_void_p).value
 
 
-class XenStore:
+class XenStore(LibraryHandle):
     """One connection to xenstored through libxenstore."""
 
-    def __init__(self, library, get_errno=ctypes.get_errno):
-        self._library = library
-        self._get_errno = get_errno
-        self._handle = None
+    _open_call = ('xs_open', (0,))
+    _close_call = 'xs_close'
 
-    def open(self):
-        if self._handle is None:
-            handle = self._library.xs_open(0)
-            if not handle:
-                raise XenStoreError('xs_open', '', self._get_errno())
-            self._handle = handle
+    def _open_failed(self, error_number):
+        return XenStoreError('xs_open', '', error_number)
 
-    def close(self):
-        if self._handle is not None:
-            self._library.xs_close(self._handle)
-            self._handle = None
+    def _missing(self, pointer, call, path):
+        """True when ``call`` returned NULL because ``path`` does not exist; XenStoreError for any other NULL."""
+        if not _is_null(pointer):
+            return False
+        number = self._get_errno()
+        if number == errno.ENOENT:
+            return True
+        raise XenStoreError(call, path, number)
 
     def directory(self, path, transaction=XBT_NULL):
         """The names of ``path``'s children, or None when ``path`` does not exist."""
         count = ctypes.c_uint(0)
         names = self._library.xs_directory(self._handle, transaction, path.encode('utf-8'), ctypes.byref(count))
-        if _is_null(names):
-            number = self._get_errno()
-            if number == errno.ENOENT:
-                return None
-            raise XenStoreError('xs_directory', path, number)
+        if self._missing(names, 'xs_directory', path):
+            return None
         try:
             return [names[index].decode('utf-8', 'replace') for index in range(count.value)]
         finally:
@@ -143,11 +140,8 @@ class XenStore:
         """``path``'s value, or None when it does not exist."""
         length = ctypes.c_uint(0)
         value = self._library.xs_read(self._handle, transaction, path.encode('utf-8'), ctypes.byref(length))
-        if _is_null(value):
-            number = self._get_errno()
-            if number == errno.ENOENT:
-                return None
-            raise XenStoreError('xs_read', path, number)
+        if self._missing(value, 'xs_read', path):
+            return None
         try:
             return ctypes.string_at(value, length.value).decode('utf-8', 'replace')
         finally:

@@ -107,22 +107,26 @@ class FakeLibxenstore:
         length._obj.value = len(data)
         return self._hand_out(ctypes.create_string_buffer(data, len(data) + 1))
 
-    def _xs_write(self, handle, transaction, path, data, length):
+    def _change(self, name, handle, transaction, path):
+        """The path of a write or removal, or None when it is to fail (errno set)."""
         self._check(handle, transaction)
         path = path.decode('utf-8')
-        self.calls.append(('xs_write', path))
+        self.calls.append((name, path))
         if path in self.fail_paths:
             ctypes.set_errno(self.fail_paths[path])
+            return None
+        return path
+
+    def _xs_write(self, handle, transaction, path, data, length):
+        path = self._change('xs_write', handle, transaction, path)
+        if path is None:
             return False
         self.xen.set(path, data[:length].decode('utf-8'))
         return True
 
     def _xs_rm(self, handle, transaction, path):
-        self._check(handle, transaction)
-        path = path.decode('utf-8')
-        self.calls.append(('xs_rm', path))
-        if path in self.fail_paths:
-            ctypes.set_errno(self.fail_paths[path])
+        path = self._change('xs_rm', handle, transaction, path)
+        if path is None:
             return False
         if not self._exists(path):
             ctypes.set_errno(errno.ENOENT)
