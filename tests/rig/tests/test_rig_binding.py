@@ -101,15 +101,20 @@ def test_pci_info_sees_the_rig(rig):
 
 def test_libxenctrl_reads_virt_caps_as_xl_info_prints_them(rig):
     """The collection's libxenctrl binding, run on dom0 as its modules run it: the same virt_caps as xl info."""
-    source = os.path.join(COLLECTION, 'plugins', 'module_utils', '_xen', 'xenctrl.py')
-    with open(source) as handle:
-        rig.ssh("mkdir -p /tmp/xenctrl-check && cat > /tmp/xenctrl-check/xenctrl.py <<'EOF'\n%sEOF" % handle.read())
-    ours = rig.ssh('cd /tmp/xenctrl-check && python3 -c "import xenctrl; control, why = xenctrl.load_xenctrl((%s)); '
-                   'print(why) if why else (control.open(), print(control.virt_caps()))"'
-                   % rig.xen_version.replace('.', ', ')).stdout.strip()
+    check = '/tmp/xenctrl-check'
+    for relative in ('_host/c_library.py', '_xen/xenctrl.py'):
+        with open(os.path.join(COLLECTION, 'plugins', 'module_utils', relative)) as handle:
+            target = '%s/ansible_collections/xenpci/passthrough/plugins/module_utils/%s' % (check, relative)
+            rig.ssh("mkdir -p %s && cat > %s <<'EOF'\n%sEOF" % (os.path.dirname(target), target, handle.read()))
+    try:
+        ours = rig.ssh('cd %s && python3 -c "from ansible_collections.xenpci.passthrough.plugins.module_utils._xen import '
+                       'xenctrl; control, why = xenctrl.load_xenctrl((%s)); '
+                       'print(why) if why else (control.open(), print(control.virt_caps()))"'
+                       % (check, rig.xen_version.replace('.', ', '))).stdout.strip()
+    finally:
+        rig.ssh('rm -rf %s' % check)
     printed = rig.ssh('xl info').stdout
     assert ours == re.search(r'^virt_caps\s*:\s*(.*)$', printed, re.M).group(1).strip()
-    rig.ssh('rm -rf /tmp/xenctrl-check')
 
 
 @pytest.mark.smoke
