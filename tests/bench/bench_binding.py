@@ -24,7 +24,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import open_binder
 from ansible_collections.xenpci.passthrough.tests.bench.bench_pci_info import best_of, build_host
