@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import re
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.symbols import parse_kernel_version
@@ -57,6 +58,9 @@ ARM_PCI_PASSTHROUGH_SINCE = (4, 21)
 # ENOSYS, and then pciback cannot hold any device.
 PCIBACK_ASKS_XEN_RESET_SINCE = (6, 12)
 _QUARANTINE_FAILED = 'failed to quarantine'
+# What XEN_DOMCTL_assign_device answers where Xen has no PCI passthrough: no IOMMU (EOPNOTSUPP), no PCI support in
+# the build (ENOSYS), or on Arm only device-tree devices (ENODEV). Any other errno is a real failure.
+_NO_PCI_PASSTHROUGH_ERRNOS = (errno.EOPNOTSUPP, errno.ENOSYS, errno.ENODEV)
 
 
 def no_pci_device_reset(xen_version, arch):
@@ -435,7 +439,8 @@ class XenToolstack:
             try:
                 control.quarantine(address)
             except XenControlError as exc:
-                refused, text = True, '%s %s (%s)' % (_QUARANTINE_FAILED, address, exc)
+                refused = exc.errno in _NO_PCI_PASSTHROUGH_ERRNOS
+                text = '%s %s (%s)' % (_QUARANTINE_FAILED, address, exc)
             else:
                 self._forget_name(address, named)
                 return

@@ -191,3 +191,16 @@ def test_a_refused_quarantine_off_x86_is_the_hypervisor_limit(tmp_path, monkeypa
     assert 'failed to quarantine %s (xc_assign_device: No such device)' % E1000_A in result['hypervisor_limit']
     assert xc_calls(library, 'xc_assign_device') == [(DOMID_IO, E1000_A, XEN_DOMCTL_DEV_RDM_RELAXED)]  # asked once
     assert xl_calls(xen) == []
+
+
+def test_off_x86_a_real_failure_stays_an_error(tmp_path, monkeypatch):
+    kernel = build_rig_host(str(tmp_path), arch='aarch64', xen_version=(4, 21))
+    xen = FakeXen(kernel)                     # Arm Xen 4.21 with PCI passthrough
+    library = FakeLibxenctrl(xen)
+    monkeypatch.setattr(xenctrl, '_open_library', library.opener)
+    library.fail['xc_assign_device'] = errno.EBUSY
+    with pytest.raises(PassthroughError) as caught:
+        binder(kernel, xen).ensure([E1000_A], 'present')
+    assert 'failed to quarantine %s (xc_assign_device: Device or resource busy)' % E1000_A in str(caught.value)
+    assert 'no PCI passthrough support' not in str(caught.value)
+    assert kernel.driver(E1000_A) == 'e1000' and xen.owner == {}
