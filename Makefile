@@ -25,6 +25,11 @@ BUILD       ?= $(CURDIR)/build
 COLLECTIONS := $(BUILD)/collections
 TREE        := $(COLLECTIONS)/ansible_collections/$(NAMESPACE)/$(NAME)
 PYTHONS_DIR := $(BUILD)/pythons
+# The lowest ansible-core meta/runtime.yml promises, in a venv of its own with a Python it supports.
+LOWEST_CORE_PYTHON := 3.12
+VENV_LOWEST := $(CURDIR)/.venv-lowest-core
+BIN_LOWEST  := $(VENV_LOWEST)/bin
+LOWEST_STAMP := $(VENV_LOWEST)/.requirements-lowest-core.stamp
 DOCS_DIR    := $(BUILD)/docs-check
 TOOLS       := $(CURDIR)/tests/tools
 
@@ -47,7 +52,7 @@ export RIG_SUITE
 export PATH := $(BIN):$(PATH)
 unexport PYTHONPATH
 
-.PHONY: help venv tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full rig-smoke rig-test-arm rig-smoke-arm rig-test-arm-trixie rig-smoke-arm-trixie demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
+.PHONY: help venv venv-lowest units-lowest sanity-lowest tree units sanity lint changelog-lint docs-check bench quick test rig-test rig-test-full rig-smoke rig-test-arm rig-smoke-arm rig-test-arm-trixie rig-smoke-arm-trixie demo reliability bench-rig molecule-images molecule molecule-rig clean distclean
 
 help: ## Show this help
 	@echo "Targets:"
@@ -68,6 +73,21 @@ $(VENV_STAMP): requirements-dev.txt
 	@"$(BIN)/python" -m pip install --quiet -r requirements-dev.txt
 	@touch "$@"
 
+venv-lowest: $(LOWEST_STAMP) ## Create/update .venv-lowest-core/ (ansible-core 2.16) from requirements-lowest-core.txt
+	@:
+
+$(LOWEST_STAMP): requirements-lowest-core.txt
+	@if ! "$(BIN_LOWEST)/python" -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != "$(LOWEST_CORE_PYTHON)")' 2>/dev/null; then \
+	    python=$$("$(TOOLS)/find-python" $(LOWEST_CORE_PYTHON)); \
+	    echo "Creating .venv-lowest-core with $$python"; \
+	    rm -rf "$(VENV_LOWEST)"; \
+	    "$$python" -m venv "$(VENV_LOWEST)"; \
+	    "$(BIN_LOWEST)/python" -m pip install --quiet --upgrade pip; \
+	fi
+	@echo "Installing requirements-lowest-core.txt into .venv-lowest-core"
+	@"$(BIN_LOWEST)/python" -m pip install --quiet -r requirements-lowest-core.txt
+	@touch "$@"
+
 # make test syncs once, then sets SYNC_TREE=0: its two lanes run targets side by side on one tree.
 tree: ## Copy the collection to build/collections/ansible_collections/...
 	@if [ "$${SYNC_TREE:-1}" = 1 ]; then "$(TOOLS)/sync-tree" "$(TREE)"; fi
@@ -80,6 +100,15 @@ units: venv tree ## Run the unit tests (pytest on tests/unit)
 sanity: venv tree ## Run ansible-test sanity (every Python 3.9+ that is installed)
 	@cd "$(TREE)" && "$(TOOLS)/ansible-test-env" "$(BIN)/python" "$(PYTHONS_DIR)" \
 	    ansible-test sanity --venv $(SANITY_ARGS)
+
+units-lowest: venv-lowest tree ## The unit tests on the lowest ansible-core meta/runtime.yml promises (2.16)
+	@cd "$(TREE)" && PYTHONPATH="$(COLLECTIONS)" PYTHONDONTWRITEBYTECODE=1 \
+	    HYPOTHESIS_STORAGE_DIRECTORY="$(BUILD)/hypothesis-lowest" \
+	    "$(BIN_LOWEST)/python" -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+sanity-lowest: venv-lowest tree ## ansible-test sanity of the lowest ansible-core (2.16), on the Pythons it supports
+	@cd "$(TREE)" && PATH="$(BIN_LOWEST):$$PATH" "$(TOOLS)/ansible-test-env" "$(BIN_LOWEST)/python" "$(BUILD)/pythons-lowest" \
+	    "$(BIN_LOWEST)/ansible-test" sanity --venv $(SANITY_ARGS)
 
 lint: venv tree ## Run ansible-lint (production profile, offline)
 	@ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" ansible-lint --profile production --offline
@@ -142,5 +171,5 @@ test: ## Everything CI runs: checks, molecule and the rig tests on three rigs, i
 clean: ## Remove build/ and caches (keeps .venv/)
 	rm -rf "$(BUILD)" .ansible tests/output .pytest_cache
 
-distclean: clean ## clean, and remove .venv/ too
-	rm -rf "$(VENV)"
+distclean: clean ## clean, and remove .venv/ and .venv-lowest-core/ too
+	rm -rf "$(VENV)" "$(VENV_LOWEST)"

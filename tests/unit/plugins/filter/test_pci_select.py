@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from ansible.module_utils import _internal as module_utils_internal
+try:
+    from ansible.module_utils import _internal as module_utils_internal
+except ImportError:     # ansible-core before 2.19 has no controller mark
+    module_utils_internal = None
 
-WAS_CONTROLLER = module_utils_internal.is_controller
+WAS_CONTROLLER = getattr(module_utils_internal, 'is_controller', None)
 
 from ansible.errors import AnsibleFilterError  # noqa: E402 pylint: disable=wrong-import-position
 
@@ -37,7 +40,8 @@ from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import Fa
 # Importing controller code marks the whole process as the controller, and module_utils' warn() then goes to
 # the controller's display instead of a module's result: the module tests that run in this process after these
 # need the mark as it was. These tests run as the controller.
-setattr(module_utils_internal, "is_controller", WAS_CONTROLLER)
+if module_utils_internal is not None:
+    setattr(module_utils_internal, "is_controller", WAS_CONTROLLER)
 
 jmespath = pytest.importorskip('jmespath')
 
@@ -46,7 +50,8 @@ ALL = sorted([HOST_BRIDGE, VGA, MGMT_NIC, E1000_A, E1000_B, XHCI, MULTI_0, MULTI
 
 @pytest.fixture(autouse=True)
 def controller(monkeypatch):
-    monkeypatch.setattr(module_utils_internal, 'is_controller', True)
+    if module_utils_internal is not None:
+        monkeypatch.setattr(module_utils_internal, 'is_controller', True)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import os
 import pytest
 
 from ansible.module_utils.common import warnings
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.xenpci.passthrough.tests.unit.module_args import patch_module_args
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
