@@ -164,9 +164,8 @@ class XenToolstack:
     def xenstore(self):
         """The XenStore of this dom0 (libxenstore in this process, connected), or None: then the xenstore-* commands."""
         if self._xenstore is None:
-            store, reason = self._xenstore_loader()
+            store, self.xenstore_note = self._xenstore_loader()
             self._xenstore = store or False
-            self.xenstore_note = reason
         return self._xenstore or None
 
     def xenstore_through(self):
@@ -375,14 +374,8 @@ class XenToolstack:
     def xenctrl(self):
         """The XenControl of this dom0 (libxenctrl in this process, its handle open), or None: then xl does it."""
         if self._xenctrl is None:
-            control, reason = self._xenctrl_loader(self.xen_version)
-            if control is not None:
-                try:
-                    control.open()
-                except XenControlError as exc:
-                    control, reason = None, 'libxenctrl: %s' % exc
+            control, self.xenctrl_note = self._xenctrl_loader(self.xen_version)
             self._xenctrl = control or False
-            self.xenctrl_note = reason
         return self._xenctrl or None
 
     def quarantine_through(self):

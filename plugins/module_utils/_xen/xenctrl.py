@@ -78,7 +78,8 @@ def _open_library(name):
 
 
 def load_xenctrl(xen_version, opener=None):
-    """(XenControl, None) for the libxenctrl of Xen ``xen_version`` (a tuple), or (None, why it cannot be used)."""
+    """(XenControl, None) for the libxenctrl of Xen ``xen_version`` (a tuple), its handle open, or (None, why it
+    cannot be used)."""
     if not xen_version:
         return None, "Xen's version is not known, so neither is libxenctrl's soname"
     name = 'libxenctrl.so.%d.%d' % tuple(xen_version[:2])
@@ -92,7 +93,12 @@ def load_xenctrl(xen_version, opener=None):
         library.xc_deassign_device.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32]
     except (OSError, AttributeError) as exc:
         return None, '%s cannot be used: %s' % (name, exc)
-    return XenControl(library), None
+    control = XenControl(library)
+    try:
+        control.open()
+    except XenControlError as exc:
+        return None, 'libxenctrl: %s' % exc
+    return control, None
 
 
 class XenControl(LibraryHandle):
