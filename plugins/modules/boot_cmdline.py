@@ -20,11 +20,14 @@ description:
   - With O(backend=grub), the change is written to a GRUB defaults file; C(update-grub) (or C(grub2-mkconfig)) must run
     before it takes effect, which RV(bootloader_update_required) says, unless O(update_bootloader=true).
     Every change takes effect at the next boot, which RV(reboot_required) says.
-  - GRUB defaults files are shell. Every file C(update-grub) reads is parsed; the command-line variables may only be
-    set by simple assignments (C(NAME="..."), C(NAME='...'), C(NAME=word), C(export NAME=...)) made of literal text
-    and C($VARIABLE) references. A file with an unbalanced quote, or a command-line variable set through a command
-    substitution, inside C(if), with a continuation line or by sourcing another file, is an error that names the file
-    and line, and nothing is written.
+  - GRUB defaults files are shell, and C(/bin/sh) reads them as C(update-grub) does (sourced in its order, from an
+    argument list), so the command lines are what C(update-grub) will build, whatever shell the files hold. A file the
+    shell stops in (a syntax error, an C(exit), a sourced file that is missing) is an error naming it, and nothing is
+    written.
+  - The module writes its own drop-in by default. A file given in O(grub_file) is edited in place only where the
+    variable it edits is set by plain assignments alone on a line (C(NAME="..."), C(NAME='...'), C(NAME=word),
+    C(export NAME=...), and C(NAME="$NAME ...") as the drop-in writes); any other way of setting it there (a command
+    substitution, a continuation line, other references) is an error naming the line, and nothing is written.
 author:
   - xenpci.passthrough maintainers (@xenpci)
 extends_documentation_fragment:

@@ -25,13 +25,8 @@ import re
 
 BLANKS = ' \t\n\r\f\v'
 SEPARATOR = '--'
-# Code points that callers use to stand for something that is not text (a shell variable
-# reference in a GRUB file); a token holding one of them is never matched or edited.
-PLACEHOLDER_FIRST = 0xE000
-PLACEHOLDER_LAST = 0xF8FF
 
 _KEY_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z')
-_PLACEHOLDER_RE = re.compile(u'[\ue000-\uf8ff]')
 
 
 class CmdlineError(Exception):
@@ -67,8 +62,6 @@ class Token:
 
 
 def _split(raw):
-    if _PLACEHOLDER_RE.search(raw):
-        return None, None
     text = raw
     quoted = text.startswith('"')
     if quoted:

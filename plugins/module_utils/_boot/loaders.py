@@ -116,7 +116,7 @@ def ensure(paths, commands, target, params, state='present', backend='auto', gru
         if backend == 'grubby':
             return _ensure_grubby(commands, wanted, check_mode)
         if backend == 'grub':
-            plan = GrubDefaults(paths, host_path(paths, grub_file) if grub_file else None).plan(target, wanted)
+            plan = GrubDefaults(paths, commands, host_path(paths, grub_file) if grub_file else None).plan(target, wanted)
         else:
             plan = ExtlinuxConf(extlinux_path).plan(wanted)
     except (CmdlineError, GrubSyntaxError, ExtlinuxError, GrubbyError, FileEditError) as exc:

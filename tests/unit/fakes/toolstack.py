@@ -32,6 +32,7 @@ import re
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import PCIBACK, KernelSysfs
+from ansible_collections.xenpci.passthrough.tests.unit.real_commands import is_shell, run_real
 
 DOMID_IO = 0x7ff1
 XENBUS_CONNECTED = 4
@@ -77,6 +78,8 @@ class FakeXen:
     def run(self, argv):
         if not isinstance(argv, (list, tuple)) or not all(isinstance(arg, str) for arg in argv):
             raise TypeError('a command is a list of arguments, never a string for a shell: %r' % (argv,))
+        if is_shell(argv):
+            return run_real(argv)
         argv = [os.path.basename(argv[0])] + list(argv[1:])
         self.calls.append(argv)
         key = ' '.join(argv[:2])

@@ -24,6 +24,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._boot.grub_defa
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError, write_planned
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
+from ansible_collections.xenpci.passthrough.tests.unit.real_commands import real_commands
 
 # Shaped like Debian 12's /etc/default/grub and the xen.cfg of its Xen packages.
 DEBIAN_GRUB = '''\
@@ -124,7 +125,7 @@ def read(root, relative):
 
 
 def plan(paths, target, params, state='present', grub_file=None):
-    return GrubDefaults(paths, grub_file).plan(target, parse_params(params, state))
+    return GrubDefaults(paths, real_commands(), grub_file).plan(target, parse_params(params, state))
 
 
 def apply(paths, target, params, state='present', grub_file=None):
@@ -241,12 +242,35 @@ def test_edit_in_place_replaces_the_value_and_keeps_the_rest(debian):
         assert shell_lines(root, shell)['linux'] == 'quiet iommu=1 k="a b" splash'
 
 
-def test_edit_in_place_keeps_variable_references(debian):
+def test_edit_in_place_keeps_the_reference_the_drop_in_form_starts_with(debian):
     paths, root = debian
-    write(root, 'etc/default/grub', 'BASE="ro"\nGRUB_CMDLINE_LINUX_DEFAULT="${BASE}quiet $BASE iommu=0"\n')
-    result = apply(paths, 'linux', {'iommu': None}, 'absent', grub_file=os.path.join(root, 'etc/default/grub'))
-    assert read(root, 'etc/default/grub') == 'BASE="ro"\nGRUB_CMDLINE_LINUX_DEFAULT="${BASE}quiet $BASE"\n'
-    assert result.cmdline_after == 'roquiet ro'
+    xen_cfg = os.path.join(root, 'etc', 'default', 'grub.d', 'xen.cfg')
+    write(root, 'etc/default/grub.d/xen.cfg', XEN_CFG + 'GRUB_CMDLINE_XEN_DEFAULT="${GRUB_CMDLINE_XEN_DEFAULT:-$X} iommu=0 x"\n')
+    result = apply(paths, 'xen', {'iommu': None}, 'absent', grub_file=xen_cfg)
+    assert read(root, 'etc/default/grub.d/xen.cfg').endswith('\nGRUB_CMDLINE_XEN_DEFAULT="${GRUB_CMDLINE_XEN_DEFAULT:-$X} x"\n')
+    assert result.cmdline_after == 'x'
+    apply(paths, 'xen', {'x': None}, 'absent', grub_file=xen_cfg)
+    assert read(root, 'etc/default/grub.d/xen.cfg') == XEN_CFG    # a line that only says V="$V" goes
+
+
+@pytest.mark.parametrize('line', [
+    'GRUB_CMDLINE_LINUX_DEFAULT="${BASE}quiet $BASE iommu=0"',
+    'GRUB_CMDLINE_LINUX_DEFAULT="$(echo quiet) iommu=0"',
+    'GRUB_CMDLINE_LINUX_DEFAULT=`echo quiet`',
+    'GRUB_CMDLINE_LINUX_DEFAULT="quiet \\\niommu=0"',
+    'GRUB_CMDLINE_LINUX_DEFAULT="quiet\niommu=0"',
+    'true && GRUB_CMDLINE_LINUX_DEFAULT=quiet',
+    'GRUB_CMDLINE_LINUX_DEFAULT="quiet" GRUB_CMDLINE_LINUX=""',
+])
+def test_in_place_only_plain_assignments_of_the_variable_are_edited(debian, line):
+    paths, root = debian
+    write(root, 'etc/default/grub', 'BASE="ro"\n' + line + '\n')
+    before = tree_digest(root)
+    with pytest.raises(GrubSyntaxError, match='grub line 2: GRUB_CMDLINE_LINUX_DEFAULT is set there in a way this module '
+                                              'does not edit in place'):
+        plan(paths, 'linux', {'iommu': '1'}, grub_file=os.path.join(root, 'etc/default/grub'))
+    assert tree_digest(root) == before
+    plan(paths, 'xen', {'iommu': '1'}, grub_file=os.path.join(root, 'etc/default/grub'))     # another variable: edited
 
 
 def test_a_new_variable_in_default_grub_is_a_plain_assignment(debian):
@@ -277,7 +301,7 @@ def test_without_grub_d_the_default_is_etc_default_grub(tmp_path):
 def test_a_file_update_grub_does_not_read_is_refused(debian):
     paths, root = debian
     with pytest.raises(GrubSyntaxError, match='not read by update-grub'):
-        GrubDefaults(paths, os.path.join(root, 'etc', 'default', 'grub.d', 'x.conf'))
+        GrubDefaults(paths, real_commands(), os.path.join(root, 'etc', 'default', 'grub.d', 'x.conf'))
 
 
 # ---- conflicts ---------------------------------------------------------------------------------
@@ -309,35 +333,65 @@ def test_a_later_file_that_sets_the_variable_anew_is_a_conflict(debian):
     assert '50-cloudimg-settings.cfg line 1' in result.conflicts[0]['message']
 
 
-# ---- files this module will not edit ---------------------------------------------------------
+# ---- files the shell reads: what it sees, and where it stops ---------------------------------------
 
 
 @pytest.mark.parametrize('relative, text, message', [
-    ('etc/default/grub', DEBIAN_GRUB + 'GRUB_CMDLINE_LINUX="quiet\n', 'line 12: unbalanced double quote'),
-    ('etc/default/grub', DEBIAN_GRUB + "GRUB_TERMINAL='console\n", "line 12: unbalanced single quote"),
-    ('etc/default/grub.d/xen.cfg', XEN_CFG + 'X=$(echo "a"\n', 'line 20: unbalanced "\\$\\("'),
-    ('etc/default/grub', 'GRUB_DISTRIBUTOR=`lsb_release -i\n', 'line 1: unbalanced backquote'),
-    ('etc/default/grub', 'GRUB_CMDLINE_LINUX="$(cat /etc/cmdline)"\n', 'command substitution'),
-    ('etc/default/grub', 'GRUB_CMDLINE_LINUX=`cat /etc/cmdline`\n', 'backquotes'),
-    ('etc/default/grub', 'if true; then\n  GRUB_CMDLINE_LINUX="quiet"\nfi\n', 'line 2: .*inside if'),
-    ('etc/default/grub', 'GRUB_CMDLINE_LINUX="quiet \\\nsplash"\n', 'continuation line'),
-    ('etc/default/grub', 'GRUB_CMDLINE_LINUX="quiet\nsplash"\n', 'spans several lines'),
-    ('etc/default/grub', '. /etc/default/grub.local\n', 'line 1: "\\." runs shell text'),
-    ('etc/default/grub', 'read GRUB_CMDLINE_LINUX < /etc/cmdline\n', 'line 1: GRUB_CMDLINE_LINUX may be set by a shell'),
-    ('etc/default/grub', 'unset GRUB_CMDLINE_XEN\n', 'line 1: GRUB_CMDLINE_XEN may be set by a shell'),
-    ('etc/default/grub', 'true && GRUB_CMDLINE_LINUX=quiet\n', 'line 1: GRUB_CMDLINE_LINUX may be set by a shell'),
-    ('etc/default/grub', 'X=1\nif true; then\n  . /etc/default/grub.local\nfi\n', 'line 3: "\\." runs shell text'),
-    ('etc/default/grub', 'cat <<EOF\nx\nEOF\n', 'here-document'),
-    ('etc/default/grub', 'X=`date`\nGRUB_CMDLINE_LINUX="$X"\n', 'uses \\$X, which .* line 1 sets'),
-    ('etc/default/grub', 'GRUB_CMDLINE_LINUX="${X:=quiet}"\n', 'parameter expansion'),
+    ('etc/default/grub', DEBIAN_GRUB + 'GRUB_CMDLINE_LINUX="quiet\n', 'grub: the shell stops .* 13: .*Unterminated quoted'),
+    ('etc/default/grub', DEBIAN_GRUB + "GRUB_TERMINAL='console\n", 'grub: the shell stops .* 13: .*Unterminated quoted'),
+    ('etc/default/grub.d/xen.cfg', XEN_CFG + 'X=$(echo "a"\n', r'xen.cfg: the shell stops .*expecting "\)"'),
+    ('etc/default/grub', 'GRUB_DISTRIBUTOR=`lsb_release -i\n', 'grub: the shell stops .*EOF in backquote'),
+    ('etc/default/grub', '. /nonexistent/grub.local\n', 'grub: the shell stops .*cannot open /nonexistent/grub.local'),
+    ('etc/default/grub.d/10-exit.cfg', 'exit 0\n', '10-exit.cfg: the shell stops reading it.*exit status 0'),
 ])
-def test_a_file_it_cannot_read_safely_is_refused_and_left_alone(debian, relative, text, message):
+def test_a_file_the_shell_stops_in_is_refused_and_nothing_is_written(debian, relative, text, message):
     paths, root = debian
     write(root, relative, text)
     before = tree_digest(root)
     with pytest.raises(GrubSyntaxError, match=message):
         plan(paths, 'linux', {'iommu': '1'})
     assert tree_digest(root) == before
+
+
+@pytest.mark.parametrize('text', [
+    'GRUB_CMDLINE_LINUX="$(echo quiet splash)"\n',
+    'GRUB_CMDLINE_LINUX=`echo quiet`\n',
+    'if true; then\n  GRUB_CMDLINE_LINUX="quiet"\nfi\n',
+    'GRUB_CMDLINE_LINUX="quiet \\\nsplash"\n',
+    'read GRUB_CMDLINE_LINUX < {root}/cmdline\n',
+    'GRUB_CMDLINE_LINUX_DEFAULT=x\nunset GRUB_CMDLINE_LINUX_DEFAULT\n',
+    'true && GRUB_CMDLINE_LINUX=quiet\n',
+    '. {root}/grub.local\n',
+    'X=`echo ro`\nGRUB_CMDLINE_LINUX="$X"\n',
+    'GRUB_CMDLINE_LINUX="${{X:=quiet}}"\n',
+    'GRUB_CMDLINE_LINUX=$(cat <<EOF\nroot=/dev/sda1 ro\nEOF\n)\n',
+])
+def test_any_shell_is_read_as_the_shell_reads_it(debian, text):
+    paths, root = debian
+    write(root, 'cmdline', 'nosmt\n')
+    write(root, 'grub.local', 'GRUB_CMDLINE_LINUX="from_another_file"\n')
+    write(root, 'etc/default/grub', text.format(root=root))
+    linux = apply(paths, 'linux', {'iommu': '1'})
+    xen = apply(paths, 'dom0_linux', {'iommu': '1'})
+    for shell in SHELLS:
+        lines = shell_lines(root, shell)
+        assert (lines['linux'], lines['dom0_linux']) == (linux.cmdline_after, xen.cmdline_after)
+    assert tokenize(linux.cmdline_after)[-1].raw == 'iommu=1'
+
+
+def test_a_value_computed_by_the_shell_is_traced_to_its_file_and_line(debian):
+    paths, root = debian
+    write(root, 'etc/default/grub', '# x\nGRUB_CMDLINE_LINUX="$(echo iommu=soft)"\n')
+    result = plan(paths, 'linux', {'iommu': 'pt'})
+    assert [(c['found'], c['line'], c['variable']) for c in result.conflicts] == [('iommu=soft', 2, 'GRUB_CMDLINE_LINUX')]
+    assert result.conflicts[0]['file'] == os.path.join(root, 'etc/default/grub')
+
+
+def test_a_parameter_copied_from_another_variable_is_traced_to_where_it_was_written(debian):
+    paths, root = debian
+    apply(paths, 'dom0_linux', {'console': 'hvc0'})
+    result = plan(paths, 'dom0_linux', {'quiet': None}, 'absent')
+    assert [(c['found'], c['line'], c['variable']) for c in result.conflicts] == [('quiet', 7, 'GRUB_CMDLINE_LINUX_DEFAULT')]
 
 
 def test_harmless_shell_around_the_variables_is_accepted(debian):
