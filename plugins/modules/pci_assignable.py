@@ -118,7 +118,7 @@ options:
     description:
       - The resets the kernel may use for each function named in O(devices) (not the other functions
         O(functions=all) adds), in the order it tries them, as the device's sysfs C(reset_method) takes them
-        (Linux 5.15 and later): names among V(device_specific), V(acpi), V(flr), V(af_flr), V(pm), V(bus) and
+        (Linux 5.15 and later), names among V(device_specific), V(acpi), V(flr), V(af_flr), V(pm), V(bus) and
         V(cxl_bus), such as V([flr]) or V([bus]) for a device whose function-level reset is broken.
       - Set in sysfs when it differs, before the device moves (xen-pciback resets a device as it takes and lets
         go of it, with these methods), and kept across reboots and hot plug by a line per device in
