@@ -46,7 +46,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows each changed device's driver before and after.
+      - The diff shows each changed device's driver before and after and, with O(reset_method), each changed
+        device's reset methods and the udev rule file before and after.
   idempotent:
     support: full
   platform:
@@ -113,10 +114,35 @@ options:
     type: str
     choices: [given, all]
     default: given
+  reset_method:
+    description:
+      - The resets the kernel may use for each function named in O(devices) (not the other functions
+        O(functions=all) adds), in the order it tries them, as the device's sysfs C(reset_method) takes them
+        (Linux 5.15 and later), names among V(device_specific), V(acpi), V(flr), V(af_flr), V(pm), V(bus) and
+        V(cxl_bus), such as V([flr]) or V([bus]) for a device whose function-level reset is broken.
+      - Set in sysfs when it differs, before the device moves (xen-pciback resets a device as it takes and lets
+        go of it, with these methods), and kept across reboots and hot plug by a line per device in
+        C(/etc/udev/rules.d/70-xenpci-passthrough-reset.rules), a file of this collection's own; other devices'
+        lines stay.
+      - V(default) gives the device back the kernel's choice (every method it supports, in the kernel's order)
+        and removes its line; the file goes when no line is left.
+      - Applies with either O(state). Omitted, nothing about resets changes; a device given back
+        (O(state=absent)) keeps its reset method and its line, which describe the hardware rather than who holds
+        it; give V(default) with O(state=absent) to drop them.
+      - Refused, before anything changes, for a method the kernel does not know, a method a device does not offer
+        (the methods C(reset_method) lists, and the function-level resets its config space offers; a method
+        disabled earlier shows again after V(default)), an empty list (which would disable every reset), and a
+        kernel or device without C(reset_method).
+      - M(xenpci.passthrough.pci_info) lists each device's enabled methods in
+        RV(xenpci.passthrough.pci_info#module:devices[].reset_methods).
+    type: list
+    elements: str
 notes:
   - The journal and its lock live in C(/var/lib/xenpci_passthrough/), created with mode 0700; files are replaced
     atomically and never followed through a symbolic link.
   - Making devices assignable again after a reboot is a separate concern (boot-time hiding); this module acts on the running host.
+  - The udev rule of O(reset_method) applies when udev handles the device's C(add) event, at boot or on hot plug;
+    at boot a driver may take the device before that. The task sets the running host itself.
 seealso:
   - module: xenpci.passthrough.pci_info
   - name: xl pci-assignable-add
@@ -141,6 +167,17 @@ EXAMPLES = r'''
   xenpci.passthrough.pci_assignable:
     devices: ['0000:01:00.0']
     functions: all
+
+- name: Make a NIC whose function-level reset hangs assignable, reset by a bus reset, now and after reboots
+  xenpci.passthrough.pci_assignable:
+    devices: ['0000:05:00.0']
+    reset_method: [bus]
+
+- name: Give it back, and the kernel's choice of reset methods with it
+  xenpci.passthrough.pci_assignable:
+    devices: ['0000:05:00.0']
+    state: absent
+    reset_method: default
 
 - name: Hold a device even though the host uses it (for example a second GPU that is the boot VGA)
   xenpci.passthrough.pci_assignable:
@@ -184,6 +221,14 @@ devices:
     recovered:
       description: The device was half-moved by an interrupted run and this run finished the move.
       type: bool
+    reset_method:
+      description:
+        - The reset methods the kernel has enabled for the device after the task, in its order (in check mode, the
+          ones it would have; for V(default), as far as sysfs and config space tell).
+        - Given with O(reset_method), for the functions named in O(devices).
+      type: list
+      elements: str
+      sample: [flr]
 notes:
   description: What the task noticed, such as a hypervisor that cannot quarantine or xen-pciback loaded by the task.
   returned: always
@@ -212,6 +257,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import controller_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.reset_method import (
+    ResetMethodError,
+    plan_reset_methods,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import (
     PassthroughError,
     open_binder,
@@ -220,12 +269,51 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding im
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import HostLock, JournalError
 
 
-def _diff(devices):
+def _diff(devices, resets=None):
     changed = [device for device in devices if device['action'] != 'unchanged']
-    return {
+    drivers = {
         'before': ''.join('%s: %s\n' % (device['address'], device['driver_before'] or '(no driver)') for device in changed),
         'after': ''.join('%s: %s\n' % (device['address'], device['driver_after'] or '(no driver)') for device in changed),
     }
+    if resets is None:
+        return drivers
+    before, after = resets.diff_lines()
+    drivers['before'] += before
+    drivers['after'] += after
+    return [drivers, resets.planned.diff()]
+
+
+def _plan_resets(params, paths, binder, addresses):
+    if params['reset_method'] is None:
+        return None
+    return plan_reset_methods(paths, binder.sysfs, addresses, params['reset_method'], binder.host.kernel_release)
+
+
+def _ensure(module, paths, binder, addresses):
+    """Set the reset methods, move the devices, write the rule file; a failed move puts the reset methods back."""
+    params = module.params
+    if module.check_mode:
+        resets = _plan_resets(params, paths, binder, addresses)
+        return binder.ensure(params['devices'], params['state'], params['restore']), resets
+    with HostLock(paths, timeout=params['lock_timeout']):
+        resets = _plan_resets(params, paths, binder, addresses)     # again, under the lock: what is there now
+        if resets is not None:
+            resets.apply_runtime()
+        try:
+            result = binder.ensure(params['devices'], params['state'], params['restore'])
+        except (PassthroughError, JournalError) as exc:
+            if resets is not None:
+                problem = resets.undo_runtime()
+                if problem:
+                    exc.args = (str(exc) + problem,)
+            raise
+        if resets is not None:
+            try:
+                resets.write_file(labels=module)
+            except ResetMethodError as exc:
+                raise PassthroughError('%s; the devices were moved and their reset methods set in sysfs, only the '
+                                       'rule file was not written' % exc, result['devices'])
+    return result, resets
 
 
 def main():
@@ -240,6 +328,7 @@ def main():
             lock_timeout=dict(type='int', default=120),
             functions=dict(type='str', choices=['given', 'all'], default='given'),
             require_reset=dict(type='bool', default=False),
+            reset_method=dict(type='list', elements='str'),
         ),
         supports_check_mode=True,
     )
@@ -251,23 +340,30 @@ def main():
                          require_reset=params['require_reset'], controller_address=controller_address())
     try:
         # A bad address, and a host that is not a dom0 with xen-pciback, are refused before the lock is created.
-        if not parse_devices(params['devices']):
+        addresses = parse_devices(params['devices'])
+        if not addresses:
             module.warn('devices is empty: nothing to do; an empty list usually means a selection upstream '
                         '(a filter, a variable) matched no device')
         binder.require_host()
-        if module.check_mode:
-            result = binder.ensure(params['devices'], params['state'], params['restore'])
-        else:
-            with HostLock(paths, timeout=params['lock_timeout']):
-                result = binder.ensure(params['devices'], params['state'], params['restore'])
+        # A bad reset_method is refused before the lock is created, too.
+        _plan_resets(params, paths, binder, addresses)
+        result, resets = _ensure(module, paths, binder, addresses)
+    except ResetMethodError as exc:
+        module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     except PassthroughError as exc:
         module.fail_json(msg=str(exc), devices=exc.results, notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     except JournalError as exc:
         module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     for warning in binder.warnings:
         module.warn(warning)
+    if resets is not None:
+        methods = resets.methods()
+        for device in result['devices']:
+            if device['address'] in methods:
+                device['reset_method'] = methods[device['address']]
+        result['changed'] = result['changed'] or resets.changed
     if module._diff:
-        result['diff'] = _diff(result['devices'])
+        result['diff'] = _diff(result['devices'], resets)
     module.exit_json(**result)
 
 

@@ -133,6 +133,16 @@ class PciSysfs:
     def reset(self, address):
         self.write(os.path.join(self.devices_dir, address, 'reset'), '1')
 
+    def reset_methods(self, address):
+        """The reset methods the kernel has enabled for ``address``, in its order (``reset_method``, Linux 5.15+);
+        None when the device has no such file."""
+        text = self.attribute(address, 'reset_method')
+        return None if text is None else text.split()
+
+    def set_reset_method(self, address, text):
+        """Write ``reset_method``: space-separated method names, ``default``, or '' (every reset disabled)."""
+        self.write(os.path.join(self.devices_dir, address, 'reset_method'), text + '\n')
+
     def pciback_new_slot(self, address):
         self.write(os.path.join(self.pciback_dir, 'new_slot'), address)
 

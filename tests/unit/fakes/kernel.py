@@ -10,8 +10,9 @@ The tree is real (files, directories and symlinks under ``root``), so the collec
 run unchanged on it. Writes go through ``KernelSysfs``, the collection's own ``PciSysfs`` with
 the kernel's behaviour added after the real write: writing an address to ``drivers/X/unbind``
 removes the ``driver`` link, pciback's ``bind`` only takes a device in ``slots`` (or with
-``driver_override`` = pciback), ``remove_slot`` of an unknown address fails with ENOENT, and
-any write can be made to fail with an errno on demand.
+``driver_override`` = pciback), ``remove_slot`` of an unknown address fails with ENOENT,
+``reset_method`` takes what Linux 5.15+ takes (see ``_reset_method``), and any write can be made
+to fail with an errno on demand.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +27,9 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths imp
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
 
 PCIBACK = 'pciback'
+# drivers/pci/pci.c pci_reset_fn_methods[] (PCI_NUM_RESET_METHODS is one more: index 0 ends the list)
+RESET_METHODS = ('device_specific', 'acpi', 'flr', 'af_flr', 'pm', 'bus', 'cxl_bus')
+DEFAULT_RESET = 'default'
 _SLOT_RE = re.compile(r'^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$')
 
 
@@ -135,8 +139,12 @@ class FakeKernel:
 
     def add_device(self, address, vendor='8086', device='100e', class_code='020000', driver=None,
                    parent=None, iommu_group=None, net=(), block=(), boot_vga=None, reset_methods='flr bus',
-                   modalias=None, config=None):
+                   modalias=None, config=None, reset_enabled=None):
         """Add a PCI function (under the bridge ``parent`` if given) and bind ``driver`` to it.
+
+        ``reset_methods``: the resets the kernel finds the function supports, space-separated in
+        its order (None: none, and no ``reset``/``reset_method`` file); ``reset_enabled``: what
+        ``reset_method`` shows, when an earlier write narrowed it (by default all of them).
 
         ``config``: the bytes of its config space (``fakes.config_space.config_space`` builds them);
         by default the file is empty, as an unprivileged reader of a real one would find it short.
@@ -154,7 +162,7 @@ class FakeKernel:
         }
         if reset_methods is not None:
             files['reset'] = ''
-            files['reset_method'] = reset_methods
+            files['reset_method'] = reset_methods if reset_enabled is None else reset_enabled
         if boot_vga is not None:
             files['boot_vga'] = '1' if boot_vga else '0'
         for name, text in files.items():
@@ -163,7 +171,8 @@ class FakeKernel:
             with open(os.path.join(directory, 'config'), 'wb') as handle:
                 handle.write(config)
         _symlink(directory, os.path.join(self.paths.pci_devices, address))
-        self._devices[address] = {'vendor': vendor, 'device': device, 'dir': directory}
+        self._devices[address] = {'vendor': vendor, 'device': device, 'dir': directory,
+                                  'reset_supported': (reset_methods or '').split()}
         if iommu_group is not None:
             group = os.path.join(self.paths.sys, 'kernel', 'iommu_groups', str(iommu_group))
             _symlink(directory, os.path.join(group, 'devices', address))
@@ -231,6 +240,11 @@ class FakeKernel:
     def pciback_loaded(self):
         return os.path.isdir(self.paths.pciback_driver)
 
+    def reset_enabled(self, address):
+        """What ``reset_method`` shows (the enabled methods), or None without the file."""
+        path = os.path.join(self._devices[address]['dir'], 'reset_method')
+        return _read_file(path).split() if os.path.exists(path) else None
+
     # ---- the kernel's reactions ------------------------------------------------------------
     def fail_write(self, relative_path, error=errno.EBUSY, times=1):
         """Make the next ``times`` writes to ``relative_path`` (from the root) fail with ``error``."""
@@ -273,6 +287,9 @@ class FakeKernel:
         if pending:
             error = pending.pop(0)
             raise OSError(error, os.strerror(error))
+        if os.path.basename(path) == 'reset_method':
+            # The kernel refuses before it changes anything: the file keeps what it showed.
+            self._reset_method(os.path.basename(os.path.dirname(path)), text)
 
     def after_write(self, path, text):
         """Apply the kernel's meaning of a write; raise OSError as the kernel's write() would."""
@@ -299,11 +316,36 @@ class FakeKernel:
             return self._probe(value)
         if name == 'driver_override':
             return _write_file(path, (value or '(null)') + '\n')
+        if name == 'reset_method':
+            methods = self._reset_method(os.path.basename(directory), text)
+            return _write_file(path, ' '.join(methods) + '\n' if methods else '')
         if name == 'reset':
             address = os.path.basename(directory)
             self.resets[address] = self.resets.get(address, 0) + 1
             return None
         return None
+
+    def _reset_method(self, address, text):
+        """The methods a ``reset_method`` write enables (reset_method_store, Linux 5.15+), or OSError(EINVAL).
+
+        '' (or a lone newline) disables every method; ``default`` enables every supported one in the
+        kernel's order; else names separated by single blanks (empty words skipped, each stripped):
+        an unknown name, one the device does not support, or more than 7 is EINVAL.
+        """
+        supported = self._devices[address]['reset_supported']
+        if text in ('', '\n'):
+            return []
+        if text in (DEFAULT_RESET, DEFAULT_RESET + '\n'):
+            return list(supported)
+        methods = []
+        for word in text.split(' '):
+            if word in ('', '\n'):
+                continue
+            word = word.strip()
+            if word not in RESET_METHODS or word not in supported or len(methods) == len(RESET_METHODS):
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            methods.append(word)
+        return methods
 
     def _require_device(self, address):
         if address not in self._devices:

@@ -33,6 +33,8 @@ GRUB = 'etc/default/grub'
 DROP_IN = 'etc/default/grub.d/zz-xenpci-passthrough.cfg'
 KCONFIG = 'usr/src/linux/.config'
 EXTLINUX = 'boot/extlinux/extlinux.conf'
+UDEV_RULES = 'etc/udev/rules.d/70-xenpci-passthrough-reset.rules'
+OTHER_RULE = 'ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:00:04.0", ATTR{reset_method}="bus"\n'
 VICTIM_TEXT = 'root:x:0:0:root:/root:/bin/bash\n'
 
 
@@ -90,6 +92,7 @@ TASKS = {
     'extlinux': (boot_cmdline, dict(target='linux', params={'iommu': 'pt'}, backend='extlinux',
                                     extlinux_file='/' + EXTLINUX)),
     'kconfig': (kernel_config, dict(options={'XEN_PCIDEV_BACKEND': 'm'})),
+    'udev rules': (pci_assignable, dict(devices=[E1000_A], reset_method=['flr'])),
 }
 
 
@@ -114,6 +117,7 @@ def _prepare_state_dir(host):
     ('grub drop-in', DROP_IN),
     ('extlinux', EXTLINUX),
     ('kconfig', KCONFIG),
+    ('udev rules', UDEV_RULES),
 ])
 def test_a_symlink_planted_at_a_file_is_refused_and_its_target_untouched(host, name, relative):
     if relative.startswith(STATE_DIR):
@@ -137,6 +141,7 @@ def test_a_symlink_planted_at_a_file_is_refused_and_its_target_untouched(host, n
     ('journal', STATE_DIR),
     ('modprobe', 'etc/modprobe.d'),
     ('grub drop-in', 'etc/default/grub.d'),
+    ('udev rules', 'etc/udev/rules.d'),
 ])
 def test_a_symlink_planted_at_a_directory_the_collection_writes_its_own_file_in_is_refused(host, name, relative):
     if os.path.isdir(host.path(relative)):
@@ -174,7 +179,7 @@ def _mode_and_owner(path):
 
 def test_files_the_collection_creates_are_regular_private_or_0644_and_owned_by_the_task(host):
     os.umask(0o022)
-    for name in ('journal', 'modprobe', 'grub drop-in', 'extlinux'):
+    for name in ('journal', 'modprobe', 'grub drop-in', 'extlinux', 'udev rules'):
         module, args = _task(host, name)
         assert host.run(module, **args)['changed'] is True
     uid, gid = os.geteuid(), os.getegid()
@@ -183,6 +188,7 @@ def test_files_the_collection_creates_are_regular_private_or_0644_and_owned_by_t
     assert _mode_and_owner(host.path(LOCK)) == (stat.S_IFREG, 0o600, uid, gid)
     assert _mode_and_owner(host.path(MODPROBE)) == (stat.S_IFREG, 0o644, uid, gid)
     assert _mode_and_owner(host.path(DROP_IN)) == (stat.S_IFREG, 0o644, uid, gid)
+    assert _mode_and_owner(host.path(UDEV_RULES)) == (stat.S_IFREG, 0o644, uid, gid)
     if uid == 0:
         assert (uid, gid) == (0, 0)
 
@@ -213,6 +219,7 @@ def test_a_file_edited_in_place_keeps_its_mode_and_owner(host, name, relative):
 
 @pytest.mark.parametrize('name, relative', [
     ('journal', JOURNAL), ('modprobe', MODPROBE), ('grub in place', GRUB), ('extlinux', EXTLINUX), ('kconfig', KCONFIG),
+    ('udev rules', UDEV_RULES),
 ])
 def test_a_file_is_replaced_by_rename_never_rewritten_in_place(host, name, relative):
     if name == 'journal':
@@ -220,6 +227,8 @@ def test_a_file_is_replaced_by_rename_never_rewritten_in_place(host, name, relat
         host.write(JOURNAL, '{"devices": {}, "format": 1}\n', mode=0o600)
     elif name == 'modprobe':
         host.write(MODPROBE, 'options xen-pciback permissive=1\n')
+    elif name == 'udev rules':
+        host.write(UDEV_RULES, OTHER_RULE)
     directory = os.path.dirname(host.path(relative))
     listing = sorted(os.listdir(directory))
     with open(host.path(relative), 'rb') as handle:
@@ -235,6 +244,7 @@ def test_a_file_is_replaced_by_rename_never_rewritten_in_place(host, name, relat
 
 @pytest.mark.parametrize('name, relative', [
     ('journal', JOURNAL), ('modprobe', MODPROBE), ('grub drop-in', DROP_IN), ('extlinux', EXTLINUX), ('kconfig', KCONFIG),
+    ('udev rules', UDEV_RULES),
 ])
 def test_a_rename_that_fails_leaves_the_file_and_no_temporary_file(host, monkeypatch, name, relative):
     if name == 'journal':
@@ -244,6 +254,8 @@ def test_a_rename_that_fails_leaves_the_file_and_no_temporary_file(host, monkeyp
         host.write(MODPROBE, 'options xen-pciback permissive=1\n')
     elif name == 'grub drop-in':
         host.write(DROP_IN, 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT dom0_mem=1G"\n')
+    elif name == 'udev rules':
+        host.write(UDEV_RULES, OTHER_RULE)
     real_rename = os.rename
 
     def failing_rename(source, target):
@@ -273,8 +285,10 @@ LABELS = {       # what each file is labelled on a Fedora-family host (file_cont
     'grub drop-in': 'system_u:object_r:bootloader_etc_t:s0',
     'extlinux': 'system_u:object_r:boot_t:s0',
     'kconfig': 'system_u:object_r:usr_t:s0',
+    'udev rules': 'system_u:object_r:udev_rules_t:s0',
 }
-RELATIVE = {'modprobe': MODPROBE, 'grub in place': GRUB, 'grub drop-in': DROP_IN, 'extlinux': EXTLINUX, 'kconfig': KCONFIG}
+RELATIVE = {'modprobe': MODPROBE, 'grub in place': GRUB, 'grub drop-in': DROP_IN, 'extlinux': EXTLINUX, 'kconfig': KCONFIG,
+            'udev rules': UDEV_RULES}
 
 
 @pytest.fixture
@@ -292,6 +306,8 @@ def _existing(host, name):
         host.write(MODPROBE, 'options xen-pciback permissive=1\n')
     elif name == 'grub drop-in':
         host.write(DROP_IN, 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT dom0_mem=1G"\n')
+    elif name == 'udev rules':
+        host.write(UDEV_RULES, OTHER_RULE)
     return host.path(RELATIVE[name])
 
 
@@ -308,7 +324,7 @@ def test_a_replaced_file_keeps_its_selinux_context(host, selinux, name):
     assert selinux.label_of(path) == before                # with the old one's context, not its directory's
 
 
-@pytest.mark.parametrize('name', ['modprobe', 'grub drop-in'])
+@pytest.mark.parametrize('name', ['modprobe', 'grub drop-in', 'udev rules'])
 def test_a_new_file_gets_the_policys_context_for_its_path(host, selinux, name):
     path = host.path(RELATIVE[name])
     assert not os.path.exists(path)
