@@ -92,6 +92,23 @@ def parse_devices(requested):
     return addresses
 
 
+def rollback_message(address, cause, gone=(), parked=()):
+    """The message of a batch put back after ``cause`` failed at ``address``: every cause is said, each by name.
+
+    ``gone`` are the devices that left the PCI bus during the run (nothing to put back), ``parked``
+    those held by pciback because their own driver would not take them back.
+    """
+    causes = ['%s: %s' % (address, cause)]
+    if gone:
+        causes.append('%s left the PCI bus during the run' % ', '.join(gone))
+    if parked:
+        causes.append('the %s was put back, except %s, held by pciback because its driver would not take it back'
+                      % ('rest of the batch' if gone else 'batch', ', '.join(parked)))
+    else:
+        causes.append('every %s of this batch was put back as it was' % ('other device' if gone else 'device'))
+    return '; '.join(causes)
+
+
 class DevicePlan:
     """What the engine will do with one device, and the snapshot it can be put back to."""
 
@@ -393,14 +410,8 @@ class PcibackBinder:
                 journal[plan.address] = self._entry_for(plan, PHASE_HELD)
             self.journal.save(journal)
             self._forget_driver_paths([plan for plan in work if plan.address in written_paths and plan not in parked])
-            message = '%s: %s; every device of this batch was put back as it was' % (current.address, self._describe(exc))
             gone = [plan.address for plan in moved if not self.sysfs.exists(plan.address)]
-            if gone:
-                message = '%s: %s; %s left the PCI bus during the run; every other device of this batch was put back ' \
-                          'as it was' % (current.address, self._describe(exc), ', '.join(gone))
-            if parked:
-                message = '%s: %s; the batch was put back, except %s, held by pciback because its driver would not ' \
-                          'take it back' % (current.address, self._describe(exc), ', '.join(plan.address for plan in parked))
+            message = rollback_message(current.address, self._describe(exc), gone, [plan.address for plan in parked])
             raise PassthroughError(message, [plan.result() for plan in work])
         for plan in work:
             if plan.target == 'present':

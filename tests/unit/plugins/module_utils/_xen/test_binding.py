@@ -16,7 +16,9 @@ import re
 
 import pytest
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import PassthroughError, open_binder
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import (
+    PassthroughError, open_binder, rollback_message,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import DriverJournal
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import (
     E1000_A, E1000_B, HOST_BRIDGE, MGMT_NIC, MULTI_0, MULTI_1, ROOT_DISK, VGA, XHCI, build_rig_host,
@@ -547,6 +549,38 @@ def test_a_device_unplugged_part_way_leaves_no_pciback_slot_behind(kernel, xen):
     assert [xen.record(address, 'driver_path') for address in (E1000_A, E1000_B, MULTI_0, MULTI_1)] == [None] * 4
     kernel.rescan()
     assert kernel.driver(MULTI_1) == 'igb'
+
+
+def test_a_device_that_left_the_bus_and_one_parked_on_pciback_are_both_named(kernel, xen):
+    """Two things go wrong in one rollback: the failure's message names the device gone and the device held by
+    pciback, each with its own reason, and neither hides the other."""
+    pciback_bind = os.path.relpath(os.path.join(kernel.paths.pci_drivers, 'pciback', 'bind'), kernel.root)
+    kernel.after_next_write(pciback_bind, lambda: kernel.unplug(MULTI_1))
+    kernel.refuse['e1000'] = set([E1000_A])
+    with pytest.raises(PassthroughError) as failure:
+        binder(kernel, xen).ensure([E1000_A, E1000_B, MULTI_0, MULTI_1], 'present')
+    message = str(failure.value)
+    assert message.startswith(MULTI_1 + ': No such device'), message
+    assert '%s left the PCI bus during the run' % MULTI_1 in message, message
+    assert 'except %s, held by pciback because its driver would not take it back' % E1000_A in message, message
+    assert [kernel.driver(address) for address in (E1000_A, E1000_B, MULTI_0)] == ['pciback', 'e1000', 'igb']
+    assert kernel.slots() == [E1000_A]
+    assert set(journal(kernel)) == set([E1000_A]) and journal(kernel)[E1000_A]['phase'] == 'held'
+    assert xen.record(E1000_A, 'driver_path') == '/sys/bus/pci/drivers/e1000'
+    assert [xen.record(address, 'driver_path') for address in (E1000_B, MULTI_0, MULTI_1)] == [None] * 3
+    devices = by_address({'devices': failure.value.results})
+    assert (devices[E1000_A]['driver_after'], devices[MULTI_1]['driver_after']) == ('pciback', None)
+
+
+@pytest.mark.parametrize('gone, parked, tail', [
+    ((), (), 'every device of this batch was put back as it was'),
+    (('B',), (), 'B left the PCI bus during the run; every other device of this batch was put back as it was'),
+    ((), ('C',), 'the batch was put back, except C, held by pciback because its driver would not take it back'),
+    (('B',), ('C', 'D'), 'B left the PCI bus during the run; the rest of the batch was put back, except C, D, held by '
+                         'pciback because its driver would not take it back'),
+])
+def test_the_rollback_message_says_every_cause(gone, parked, tail):
+    assert rollback_message('A', 'No such device (ENODEV)', gone, parked) == 'A: No such device (ENODEV); ' + tail
 
 
 def test_a_failed_give_back_puts_the_released_batch_back_on_pciback(kernel, xen):
