@@ -64,12 +64,16 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack 
     no_pci_device_reset,
 )
 
-ACTION_BIND = 'bind'
-ACTION_ADOPT = 'adopt'
-ACTION_RELEASE = 'release'
-ACTION_RESTORE = 'restore'
-ACTION_FORGET = 'forget'
-ACTION_NONE = 'none'
+# What the engine does with a device: one word each, the word its result reports.
+ACTION_BIND = 'assigned'          # to pciback, from another driver or none
+ACTION_ADOPT = 'adopted'          # already on pciback: journal, libxl's record and quarantine made whole
+ACTION_RELEASE = 'released'       # off pciback (and, with restore, to its original driver)
+ACTION_RESTORE = 'restored'       # from no driver to its original one (an interrupted run, or restore: false earlier)
+ACTION_FORGET = 'forgotten'       # on a driver again by other means: its stale journal entry dropped
+ACTION_NONE = 'unchanged'
+
+STATE_PRESENT = 'present'         # the states a request asks for (the module's ``state``)
+STATE_ABSENT = 'absent'
 
 
 class PassthroughError(Exception):
@@ -114,7 +118,7 @@ class DevicePlan:
 
     def __init__(self, address, target, action, restore, snapshot, entry, original, source, recovering=False):
         self.address = address
-        self.target = target              # 'present' or 'absent'
+        self.target = target              # STATE_PRESENT or STATE_ABSENT
         self.action = action
         self.restore = restore            # give the original driver back (absent)
         self.driver_before, self.override_before, self.in_slots_before = snapshot
@@ -135,7 +139,7 @@ class DevicePlan:
     def result(self):
         return {
             'address': self.address,
-            'action': _ACTION_WORDS[self.action],
+            'action': self.action,
             'driver_before': self.driver_before,
             'driver_after': self.driver_after,
             'original_driver': self.original_driver,
@@ -144,10 +148,6 @@ class DevicePlan:
             'reset': self.reset_done,
             'recovered': self.recovering,
         }
-
-
-_ACTION_WORDS = {ACTION_BIND: 'assigned', ACTION_ADOPT: 'adopted', ACTION_RELEASE: 'released',
-                 ACTION_RESTORE: 'restored', ACTION_FORGET: 'forgotten', ACTION_NONE: 'unchanged'}
 
 
 class PcibackBinder:
@@ -198,21 +198,21 @@ class PcibackBinder:
         for address in sorted(journal):
             if journal[address]['phase'] in HALF_DONE_PHASES and address not in addresses and self.sysfs.exists(address):
                 # Interrupted earlier and not named now: give the device back to its original driver.
-                targets.append((address, 'absent', True))
+                targets.append((address, STATE_ABSENT, True))
         slots = self.sysfs.pciback_slots()
         plans = [self._plan(address, target, give_back, journal.get(address), records, slots)
                  for address, target, give_back in targets]
         self._refuse_unsafe(plans, addresses, records)
-        if state == 'present' and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
+        if state == STATE_PRESENT and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
             self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
         work = [plan for plan in plans if plan.action != ACTION_NONE]
         if work and not self.check_mode:
-            if not pciback_loaded and any(plan.target == 'present' for plan in work):
+            if not pciback_loaded and any(plan.target == STATE_PRESENT for plan in work):
                 self._load_pciback()
             self._apply(work, journal)
         else:
             for plan in work:
-                plan.driver_after = PCIBACK if plan.target == 'present' else (
+                plan.driver_after = PCIBACK if plan.target == STATE_PRESENT else (
                     plan.original_driver if plan.restore else None)
         return {
             'changed': bool(work),
@@ -275,7 +275,7 @@ class PcibackBinder:
         snapshot = (driver, self.sysfs.driver_override(address), address in slots)
         original, source = self._original_driver(address, driver, entry, records)
         recovering = entry is not None and entry['phase'] in HALF_DONE_PHASES
-        if target == 'present':
+        if target == STATE_PRESENT:
             if driver != PCIBACK:
                 action = ACTION_BIND
             elif (entry is None or entry['phase'] != PHASE_HELD or self._needs_quarantine(entry)
@@ -387,7 +387,7 @@ class PcibackBinder:
         """Journal, move every device, quarantine; on any failure put the batch back and re-raise."""
         entries_before = dict((plan.address, plan.entry) for plan in work)
         for plan in work:
-            journal[plan.address] = self._entry_for(plan, PHASE_BINDING if plan.target == 'present' else PHASE_RELEASING)
+            journal[plan.address] = self._entry_for(plan, PHASE_BINDING if plan.target == STATE_PRESENT else PHASE_RELEASING)
         self.journal.save(journal)
         written_paths = self._record_driver_paths(work)
         moved = []
@@ -397,7 +397,7 @@ class PcibackBinder:
                 moved.append(current)
                 self._move(current)
             for current in work:
-                if current.target == 'present':
+                if current.target == STATE_PRESENT:
                     self._quarantine(current)
         except (OSError, ToolstackError, PassthroughError) as exc:
             parked = self._roll_back(moved)
@@ -414,14 +414,14 @@ class PcibackBinder:
             message = rollback_message(current.address, self._describe(exc), gone, [plan.address for plan in parked])
             raise PassthroughError(message, [plan.result() for plan in work])
         for plan in work:
-            if plan.target == 'present':
+            if plan.target == STATE_PRESENT:
                 journal[plan.address] = self._entry_for(plan, PHASE_HELD)
             elif plan.driver_after is None and not plan.restore and plan.original_driver is not None:
                 journal[plan.address] = self._entry_for(plan, PHASE_RELEASED)
             else:
                 journal.pop(plan.address, None)
         self.journal.save(journal)
-        self._forget_driver_paths([plan for plan in work if plan.target == 'absent' and plan.address not in journal
+        self._forget_driver_paths([plan for plan in work if plan.target == STATE_ABSENT and plan.address not in journal
                                    and (plan.address in written_paths or self._records.get(plan.address, {}).get('driver_path'))])
 
     def _entry_for(self, plan, phase):
@@ -449,7 +449,7 @@ class PcibackBinder:
         if self.toolstack is None:
             return set()
         wanted = dict((plan.pci_address, plan.original_driver) for plan in work
-                      if plan.target == 'present' and plan.original_driver and plan.original_source != 'xenstore')
+                      if plan.target == STATE_PRESENT and plan.original_driver and plan.original_source != 'xenstore')
         try:
             self.toolstack.write_driver_paths(wanted)
         except ToolstackError as exc:
