@@ -150,6 +150,52 @@ class DevicePlan:
         }
 
 
+def safety_refusals(plans, requested, records, inventory, force=False, require_reset=False):
+    """(refusals, warnings) for ``plans``: what makes the batch unsafe, from what it is given only (no I/O).
+
+    ``requested`` are the addresses the request names, ``records`` libxl's records by address (a
+    ``domid`` is a guest using the device), ``inventory`` the host's devices (read_devices), what the
+    host needs (find_host_needs) and the co-assignment sets (coassignment_sets): None when no device
+    is to be bound, or with ``force``, which lifts every refusal but a release from a guest of a
+    device not named.
+    """
+    refusals, warnings = [], []
+    if inventory is not None and not force:
+        for plan in plans:
+            if plan.action == ACTION_BIND:
+                _bind_refusals(plan.address, requested, inventory, require_reset, refusals, warnings)
+    for plan in plans:
+        if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (force and plan.address in requested):
+            domid = records.get(plan.address, {}).get('domid')
+            if domid not in (None, ''):
+                refusals.append('%s is assigned to domain %s; detach it from the guest first (xl pci-detach)'
+                                % (plan.address, domid))
+    return refusals, warnings
+
+
+def _bind_refusals(address, requested, inventory, require_reset, refusals, warnings):
+    """Add to ``refusals`` and ``warnings`` what stands against binding ``address`` to pciback."""
+    devices, needs, sets = inventory
+    record = devices[address]
+    for reason in needs.get(address, []):
+        refusals.append('%s %s' % (address, reason))
+    if record['bridge']:
+        refusals.append('%s is a bridge (class %s); pass through the devices behind it instead' % (address, record['class']))
+    if not record['reset_methods']:
+        no_reset = ('%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): '
+                    'a guest may get it in the state its last user left it' % address)
+        if require_reset:
+            refusals.append(no_reset)
+        else:
+            warnings.append(no_reset + ' (require_reset: true refuses such a device)')
+    coassigned = sets[address]
+    left = [member for member in coassigned['devices']
+            if member not in requested and not devices[member]['bridge'] and devices[member]['driver'] not in (None, PCIBACK)]
+    if left:
+        refusals.append('%s cannot be isolated from %s, which stay on dom0 drivers (%s); a guest needs the whole set: '
+                        'list them too' % (address, ', '.join(left), '; '.join(coassigned['reasons'])))
+
+
 class PcibackBinder:
     """Makes devices assignable (``present``) or gives them back (``absent``) on one dom0.
 
@@ -342,40 +388,14 @@ class PcibackBinder:
             self.notes.append(str(exc))
 
     def _refuse_unsafe(self, plans, requested, records):
-        refusals = []
-        binding = [plan for plan in plans if plan.action == ACTION_BIND]
-        if binding and not self.force:
+        """Read what the checks need, then refuse the batch (nothing changed) when safety_refusals finds a reason."""
+        inventory = None
+        if not self.force and any(plan.action == ACTION_BIND for plan in plans):
             devices = read_devices(self.sysfs)
-            needs = find_host_needs(self.paths, devices, self.controller_address)
-            sets = coassignment_sets(self.sysfs, devices)
-            for plan in binding:
-                record = devices[plan.address]
-                for reason in needs.get(plan.address, []):
-                    refusals.append('%s %s' % (plan.address, reason))
-                if record['bridge']:
-                    refusals.append('%s is a bridge (class %s); pass through the devices behind it instead'
-                                    % (plan.address, record['class']))
-                if not record['reset_methods']:
-                    no_reset = ('%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): '
-                                'a guest may get it in the state its last user left it' % plan.address)
-                    if self.require_reset:
-                        refusals.append(no_reset)
-                    else:
-                        self.warnings.append(no_reset + ' (require_reset: true refuses such a device)')
-                coassigned = sets[plan.address]
-                left = [member for member in coassigned['devices']
-                        if member not in requested and not devices[member]['bridge']
-                        and devices[member]['driver'] not in (None, PCIBACK)]
-                if left:
-                    refusals.append('%s cannot be isolated from %s, which stay on dom0 drivers (%s); a guest needs '
-                                    'the whole set: list them too' % (plan.address, ', '.join(left),
-                                                                      '; '.join(coassigned['reasons'])))
-        for plan in plans:
-            if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (self.force and plan.address in requested):
-                domid = records.get(plan.address, {}).get('domid')
-                if domid not in (None, ''):
-                    refusals.append('%s is assigned to domain %s; detach it from the guest first (xl pci-detach)'
-                                    % (plan.address, domid))
+            inventory = (devices, find_host_needs(self.paths, devices, self.controller_address),
+                         coassignment_sets(self.sysfs, devices))
+        refusals, warnings = safety_refusals(plans, requested, records, inventory, self.force, self.require_reset)
+        self.warnings.extend(warnings)
         if refusals:
             for plan in plans:
                 plan.action = ACTION_NONE
