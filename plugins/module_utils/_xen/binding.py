@@ -228,25 +228,22 @@ class PcibackBinder:
 
     # ---- entry point -------------------------------------------------------------------------
     def ensure(self, requested, state, restore=True):
-        """Bring ``requested`` addresses to ``state``; return a result dict (raises PassthroughError)."""
-        addresses = parse_devices(requested)
-        self._require_dom0()
-        missing = [address for address in addresses if not self.sysfs.exists(address)]
-        if missing:
-            raise PassthroughError('no such PCI device: %s (not in %s); nothing was changed'
-                                   % (', '.join(missing), self.sysfs.devices_dir))
-        if self.functions == 'all':
-            addresses = whole_devices(addresses, self.sysfs.addresses())
+        """Bring ``requested`` addresses to ``state``; return a result dict (raises PassthroughError).
+
+        Check the host and read what is there; plan every device (no I/O); refuse an unsafe batch;
+        ask Xen what the result must say; then apply the plans as one transaction, or in check mode
+        say what they would do.
+        """
+        addresses = self._existing_devices(requested)
         pciback_loaded = self._require_pciback()
         journal = self.journal.load()
         records = self._records = self._libxl_records()
-        targets = [(address, state, restore) for address in addresses]
-        for address in sorted(journal):
-            if journal[address]['phase'] in HALF_DONE_PHASES and address not in addresses and self.sysfs.exists(address):
-                # Interrupted earlier and not named now: give the device back to its original driver.
-                targets.append((address, STATE_ABSENT, True))
+        targets = self._targets(addresses, state, restore, journal)
         slots = self.sysfs.pciback_slots()
-        plans = [self._plan(address, target, give_back, journal.get(address), records, slots)
+        snapshots = dict((address, (self.sysfs.driver(address), self.sysfs.driver_override(address), address in slots))
+                         for address, _target, _give_back in targets)
+        xen_quarantines = self._ask_xen_before_planning(targets, journal, snapshots)
+        plans = [self._plan(address, target, give_back, journal.get(address), records, snapshots[address], xen_quarantines)
                  for address, target, give_back in targets]
         self._refuse_unsafe(plans, addresses, records)
         if state == STATE_PRESENT and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
@@ -266,6 +263,27 @@ class PcibackBinder:
             'notes': self.notes,
             'hypervisor_limit': self.hypervisor_limit,
         }
+
+    def _existing_devices(self, requested):
+        """The canonical addresses requested (every function of their devices with ``functions: all``), on a dom0."""
+        addresses = parse_devices(requested)
+        self._require_dom0()
+        missing = [address for address in addresses if not self.sysfs.exists(address)]
+        if missing:
+            raise PassthroughError('no such PCI device: %s (not in %s); nothing was changed'
+                                   % (', '.join(missing), self.sysfs.devices_dir))
+        if self.functions == 'all':
+            addresses = whole_devices(addresses, self.sysfs.addresses())
+        return addresses
+
+    def _targets(self, addresses, state, restore, journal):
+        """(address, state, restore) for each device to plan: those requested, then those left half done."""
+        targets = [(address, state, restore) for address in addresses]
+        for address in sorted(journal):
+            if journal[address]['phase'] in HALF_DONE_PHASES and address not in addresses and self.sysfs.exists(address):
+                # Interrupted earlier and not named now: give the device back to its original driver.
+                targets.append((address, STATE_ABSENT, True))
+        return targets
 
     # ---- checks before anything is touched ---------------------------------------------------
     def require_host(self):
@@ -316,20 +334,23 @@ class PcibackBinder:
         except ToolstackError as exc:
             raise PassthroughError('cannot read libxl records from xenstore: %s; nothing was changed' % exc)
 
-    def _plan(self, address, target, restore, entry, records, slots):
-        driver = self.sysfs.driver(address)
-        snapshot = (driver, self.sysfs.driver_override(address), address in slots)
+    def _plan(self, address, target, restore, entry, records, snapshot, xen_quarantines):
+        """What to do with one device, from what was read (``snapshot``: driver, override, in pciback's slots): no I/O.
+
+        ``xen_quarantines`` is Xen's answer, asked before planning when a held device may need quarantine again.
+        """
+        driver, _override, in_slots = snapshot
         original, source = self._original_driver(address, driver, entry, records)
         recovering = entry is not None and entry['phase'] in HALF_DONE_PHASES
         if target == STATE_PRESENT:
             if driver != PCIBACK:
                 action = ACTION_BIND
-            elif (entry is None or entry['phase'] != PHASE_HELD or self._needs_quarantine(entry)
+            elif (entry is None or entry['phase'] != PHASE_HELD or (self._quarantine_lost(entry) and xen_quarantines)
                   or self._lacks_libxl_record(address, records, original)):
                 action = ACTION_ADOPT
             else:
                 action = ACTION_NONE
-        elif driver == PCIBACK or address in slots:
+        elif driver == PCIBACK or in_slots:
             action = ACTION_RELEASE
         elif entry is None:
             action = ACTION_NONE
@@ -358,9 +379,18 @@ class PcibackBinder:
         return (self.toolstack is not None and original is not None
                 and not records.get(address, {}).get('driver_path'))
 
-    def _needs_quarantine(self, entry):
-        return (self.quarantine and self.toolstack is not None
-                and entry.get('quarantined_boot') != self._boot_id and self._can_quarantine())
+    def _quarantine_lost(self, entry):
+        """Held, and to be quarantined, but not quarantined in this boot (Xen forgets its quarantine on reboot)."""
+        return (self.quarantine and self.toolstack is not None and entry is not None and entry['phase'] == PHASE_HELD
+                and entry.get('quarantined_boot') != self._boot_id)
+
+    def _ask_xen_before_planning(self, targets, journal, snapshots):
+        """Whether Xen can quarantine, asked here once (its note recorded) when a held device named ``present`` lost
+        its quarantine: the answer decides whether it is adopted to be quarantined again. None when not asked."""
+        for address, target, _give_back in targets:
+            if target == STATE_PRESENT and snapshots[address][0] == PCIBACK and self._quarantine_lost(journal.get(address)):
+                return self._can_quarantine()
+        return None
 
     def _all_quarantined(self, plans):
         """Every device already held and quarantined by Xen in this boot: Xen can quarantine, no need to ask it."""

@@ -231,6 +231,17 @@ def test_after_a_reboot_a_held_device_is_quarantined_again_once(kernel, xen):
     assert binder(kernel, xen).ensure([E1000_A], 'present')['changed'] is False
 
 
+def test_after_a_reboot_xen_is_asked_once_before_the_held_devices_are_quarantined_again(kernel, xen):
+    binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    xen.owner.clear()
+    kernel.set_boot_id('0f0e0d0c-0000-4000-8000-000000000002')
+    del xen.calls[:]
+    result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    assert [device['action'] for device in result['devices']] == ['adopted', 'adopted']
+    assert [' '.join(call) for call in xen.calls if call[0] == 'xl'] == [
+        'xl info', 'xl pci-assignable-add %s' % E1000_A, 'xl pci-assignable-add %s' % E1000_B]
+
+
 def test_after_a_reboot_libxl_records_come_back_where_xen_cannot_quarantine(tmp_path):
     """arm64 rig: a reboot loses xenstore; held devices are adopted once, to write libxl's driver_path again."""
     kernel = build_rig_host(str(tmp_path), arch='aarch64')
