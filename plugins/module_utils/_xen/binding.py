@@ -7,11 +7,26 @@
 
 """The binding engine: move PCI devices to xen-pciback and give them back, like xl but in batches.
 
-For each requested device the engine decides one action from what sysfs, the journal and
-libxl's xenstore record say, checks every refusal before anything is written, then moves the
-devices one by one. Every move is a list of small steps, each with an undo; a failure part-way
-undoes the devices already moved in this batch, newest first, and the journal is written before
-and after the batch, so an interrupted run is finished by the next one.
+For each requested device the engine reads what sysfs, the journal and libxl's xenstore record say,
+then plans one action from that alone (``_plan`` runs nothing), refuses an unsafe batch before
+anything is written (``safety_refusals``, a pure function of the plans and what was read), and asks
+Xen whether it can quarantine only at named points: before planning when a held device lost its
+quarantine to a reboot (the answer decides whether it is adopted), before applying for the result,
+or lazily while applying. The batch is then applied as one transaction (``transaction.py``) whose
+steps each have their undo:
+
+1. journal the batch as half done; undo: the entries as they were (a device parked on pciback: held);
+2. write libxl's ``driver_path``; undo: remove the records written (not a parked device's);
+3. move each device, in turn; undo: put it back to its snapshot (driver, slot, ``driver_override``,
+   quarantine), or hold it on pciback (parked) when its driver will not take it back, never leaving
+   it without a driver; for a device that left the bus, only drop the slot this run added;
+4. quarantine each device assigned; no undo of its own: putting the device back de-quarantines it
+   first, so a device Xen still holds is never given to a dom0 driver.
+
+A failure in 1 or 2 undoes nothing: nothing has moved, and the half-done journal is finished by the
+next run, as an interruption is. A failure in 3 or 4 undoes every step begun, the failing one
+included, newest first, and the error names every cause (the failure, devices that left the bus,
+devices parked). After the batch the journal says held, released, or nothing.
 
 Assigning a device (``xl pci-assignable-add`` order): record the original driver (journal, and
 libxl's ``driver_path`` in xenstore), unbind it from that driver, add a pciback slot, bind it to
@@ -37,6 +52,7 @@ __metaclass__ = type
 
 import errno
 import os
+from functools import partial
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
     parse_address_list,
@@ -63,6 +79,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack 
     driver_from_path,
     no_pci_device_reset,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.transaction import Step, StepFailed, Transaction
 
 # What the engine does with a device: one word each, the word its result reports.
 ACTION_BIND = 'assigned'          # to pciback, from another driver or none
@@ -71,6 +88,12 @@ ACTION_RELEASE = 'released'       # off pciback (and, with restore, to its origi
 ACTION_RESTORE = 'restored'       # from no driver to its original one (an interrupted run, or restore: false earlier)
 ACTION_FORGET = 'forgotten'       # on a driver again by other means: its stale journal entry dropped
 ACTION_NONE = 'unchanged'
+
+# The steps of a batch's transaction (see the module's docstring).
+STEP_JOURNAL = 'journal the batch as half done'
+STEP_DRIVER_PATHS = "write libxl's driver_path"
+STEP_MOVE = 'move'
+STEP_QUARANTINE = 'quarantine'
 
 STATE_PRESENT = 'present'         # the states a request asks for (the module's ``state``)
 STATE_ABSENT = 'absent'
@@ -131,6 +154,8 @@ class DevicePlan:
         self.dequarantined_here = False   # this run de-quarantined it (undo: quarantine again)
         self.reset_done = False
         self.driver_after = self.driver_before
+        self.driver_path_written = False  # this run wrote libxl's driver_path (undo: remove it)
+        self.parked = False               # put back on pciback, its driver refusing it (journal: held)
 
     @property
     def pci_address(self):
@@ -434,35 +459,55 @@ class PcibackBinder:
 
     # ---- doing it ----------------------------------------------------------------------------
     def _apply(self, work, journal):
-        """Journal, move every device, quarantine; on any failure put the batch back and re-raise."""
-        entries_before = dict((plan.address, plan.entry) for plan in work)
+        """Do the batch as one transaction (see the module's docstring), then journal the outcome.
+
+        On a failure the steps begun are undone, newest first, and PassthroughError names every cause.
+        """
+        transaction = Transaction()
+        # Nothing is moved yet: a failure of these two goes up as it is, and the journal they leave half done
+        # tells the next run what to finish, as an interruption would.
+        transaction.run([
+            Step(STEP_JOURNAL, None, do=partial(self._journal_half_done, work, journal),
+                 undo=partial(self._journal_put_back, work, journal)),
+            Step(STEP_DRIVER_PATHS, None, do=partial(self._record_driver_paths, work),
+                 undo=partial(self._forget_driver_paths, work, unless_parked=True)),
+        ])
+        steps = [Step(STEP_MOVE, plan, do=partial(self._move, plan), undo=partial(self._put_back, plan))
+                 for plan in work]
+        # Putting a device back (its move's undo) de-quarantines it first, as xl does before it unbinds: the
+        # quarantine has no undo of its own, so that a device Xen still holds is not given to a dom0 driver.
+        steps += [Step(STEP_QUARANTINE, plan, do=partial(self._quarantine, plan), undo=None)
+                  for plan in work if plan.target == STATE_PRESENT]
+        try:
+            transaction.run(steps, undo_on=(OSError, ToolstackError, PassthroughError))
+        except StepFailed as failure:
+            moved = [step.subject for step in failure.undone if step.name == STEP_MOVE]      # newest first
+            gone = [plan.address for plan in reversed(moved) if not self.sysfs.exists(plan.address)]
+            parked = [plan.address for plan in moved if plan.parked]
+            message = rollback_message(failure.step.subject.address, self._describe(failure.cause), gone, parked)
+            raise PassthroughError(message, [plan.result() for plan in work])
+        self._journal_done(work, journal)
+
+    def _journal_half_done(self, work, journal):
+        """Step: the journal says every device of the batch is being moved (``binding`` or ``releasing``)."""
         for plan in work:
             journal[plan.address] = self._entry_for(plan, PHASE_BINDING if plan.target == STATE_PRESENT else PHASE_RELEASING)
         self.journal.save(journal)
-        written_paths = self._record_driver_paths(work)
-        moved = []
-        current = None
-        try:
-            for current in work:
-                moved.append(current)
-                self._move(current)
-            for current in work:
-                if current.target == STATE_PRESENT:
-                    self._quarantine(current)
-        except (OSError, ToolstackError, PassthroughError) as exc:
-            parked = self._roll_back(moved)
-            for plan in work:
-                if entries_before[plan.address] is None:
-                    journal.pop(plan.address, None)
-                else:
-                    journal[plan.address] = entries_before[plan.address]
-            for plan in parked:
+
+    def _journal_put_back(self, work, journal):
+        """Undo: every entry of the batch as it was before the run, but a device parked on pciback is held."""
+        for plan in work:
+            if plan.parked:
                 journal[plan.address] = self._entry_for(plan, PHASE_HELD)
-            self.journal.save(journal)
-            self._forget_driver_paths([plan for plan in work if plan.address in written_paths and plan not in parked])
-            gone = [plan.address for plan in moved if not self.sysfs.exists(plan.address)]
-            message = rollback_message(current.address, self._describe(exc), gone, [plan.address for plan in parked])
-            raise PassthroughError(message, [plan.result() for plan in work])
+            elif plan.entry is None:
+                journal.pop(plan.address, None)
+            else:
+                journal[plan.address] = plan.entry
+        self.journal.save(journal)
+
+    def _journal_done(self, work, journal):
+        """After the transaction: held, released without a driver (``restore: false``) or no entry at all; the
+        driver_path of each device given back is removed, as ``xl pci-assignable-remove -r`` removes it."""
         for plan in work:
             if plan.target == STATE_PRESENT:
                 journal[plan.address] = self._entry_for(plan, PHASE_HELD)
@@ -472,7 +517,7 @@ class PcibackBinder:
                 journal.pop(plan.address, None)
         self.journal.save(journal)
         self._forget_driver_paths([plan for plan in work if plan.target == STATE_ABSENT and plan.address not in journal
-                                   and (plan.address in written_paths or self._records.get(plan.address, {}).get('driver_path'))])
+                                   and (plan.driver_path_written or self._records.get(plan.address, {}).get('driver_path'))])
 
     def _entry_for(self, plan, phase):
         entry = dict(plan.entry or {})
@@ -495,18 +540,23 @@ class PcibackBinder:
         return str(exc)
 
     def _record_driver_paths(self, work):
-        """Write libxl's driver_path first, so ``xl pci-assignable-remove -r`` can give the device back."""
+        """Step: write libxl's driver_path before any move, so ``xl pci-assignable-remove -r`` can give the device back."""
         if self.toolstack is None:
-            return set()
-        wanted = dict((plan.pci_address, plan.original_driver) for plan in work
-                      if plan.target == STATE_PRESENT and plan.original_driver and plan.original_source != 'xenstore')
+            return
+        writing = [plan for plan in work
+                   if plan.target == STATE_PRESENT and plan.original_driver and plan.original_source != 'xenstore']
         try:
-            self.toolstack.write_driver_paths(wanted)
+            self.toolstack.write_driver_paths(dict((plan.pci_address, plan.original_driver) for plan in writing))
         except ToolstackError as exc:
             raise PassthroughError('cannot write libxl records to xenstore: %s; nothing was moved' % exc)
-        return set(str(address) for address in wanted)
+        for plan in writing:
+            plan.driver_path_written = True
 
-    def _forget_driver_paths(self, plans):
+    def _forget_driver_paths(self, plans, unless_parked=False):
+        """Remove libxl's driver_path of ``plans``; ``unless_parked``: the undo of _record_driver_paths, which keeps
+        the record of a device parked on pciback (``xl pci-assignable-remove -r`` can give it back)."""
+        if unless_parked:
+            plans = [plan for plan in plans if plan.driver_path_written and not plan.parked]
         if self.toolstack is None or not plans:
             return
         try:
@@ -615,36 +665,34 @@ class PcibackBinder:
             self.commands.run([modprobe, '-q', modalias])
 
     # ---- undo ---------------------------------------------------------------------------------
-    def _roll_back(self, moved):
-        """Put each moved device back to its snapshot, newest first; return the plans parked on pciback."""
-        parked = []
-        for plan in reversed(moved):
-            if not self.sysfs.exists(plan.address):
-                # It left the bus during the run (hot unplug): nothing to put back, and no pciback slot may stay
-                # behind to seize it when it comes back.
-                self._drop_added_slot(plan)
-                plan.driver_after = None
-                plan.quarantined = None
-                continue
-            try:
-                self._restore_snapshot(plan)
-            except (OSError, ToolstackError):
-                pass
-            now = self.sysfs.driver(plan.address)
-            if now is None and plan.driver_before is not None:
-                # Its driver will not take it back: hold it on pciback rather than leave it orphaned.
-                try:
-                    self._bind_back(plan.address, PCIBACK)
-                    now = PCIBACK
-                except OSError:
-                    self.notes.append('%s is left without a driver: putting it back failed' % plan.address)
-            if now == PCIBACK and plan.driver_before != PCIBACK:
-                if plan.address not in self.sysfs.pciback_slots():
-                    self.sysfs.pciback_new_slot(plan.address)
-                parked.append(plan)
-            plan.driver_after = now
+    def _put_back(self, plan):
+        """Undo of a move (and of the device's quarantine): back to its snapshot, or, when its driver will not take it
+        back, held by pciback (``plan.parked``) rather than left without a driver."""
+        if not self.sysfs.exists(plan.address):
+            # It left the bus during the run (hot unplug): nothing to put back, and no pciback slot may stay
+            # behind to seize it when it comes back.
+            self._drop_added_slot(plan)
+            plan.driver_after = None
             plan.quarantined = None
-        return parked
+            return
+        try:
+            self._restore_snapshot(plan)
+        except (OSError, ToolstackError):
+            pass
+        now = self.sysfs.driver(plan.address)
+        if now is None and plan.driver_before is not None:
+            # Its driver will not take it back: hold it on pciback rather than leave it orphaned.
+            try:
+                self._bind_back(plan.address, PCIBACK)
+                now = PCIBACK
+            except OSError:
+                self.notes.append('%s is left without a driver: putting it back failed' % plan.address)
+        if now == PCIBACK and plan.driver_before != PCIBACK:
+            if plan.address not in self.sysfs.pciback_slots():
+                self.sysfs.pciback_new_slot(plan.address)
+            plan.parked = True
+        plan.driver_after = now
+        plan.quarantined = None
 
     def _restore_snapshot(self, plan):
         address = plan.address

@@ -524,6 +524,16 @@ def test_a_failed_bind_rolls_back_the_whole_batch(kernel, xen):
     assert xen.record(E1000_A, 'driver_path') is None and xen.owner == {}
 
 
+def test_a_failed_libxl_record_write_moves_nothing_and_leaves_the_journal_to_the_next_run(kernel, xen):
+    xen.fail_commands['xenstore-write ' + xen._xs_key(E1000_A, 'driver_path')] = [1]
+    with pytest.raises(PassthroughError, match='cannot write libxl records to xenstore: .*; nothing was moved$'):
+        binder(kernel, xen).ensure([E1000_A], 'present')
+    assert kernel.driver(E1000_A) == 'e1000' and kernel.slots() == []
+    assert journal(kernel)[E1000_A]['phase'] == 'binding'         # as an interruption leaves it
+    result = binder(kernel, xen).ensure([E1000_A], 'present')
+    assert by_address(result)[E1000_A]['recovered'] is True and kernel.driver(E1000_A) == 'pciback'
+
+
 def test_a_failed_quarantine_rolls_back_the_whole_batch(kernel, xen):
     xen.fail_commands['xl pci-assignable-add'] = [None, 1]
     with pytest.raises(PassthroughError, match='injected failure'):
