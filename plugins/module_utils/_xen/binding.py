@@ -181,14 +181,16 @@ def safety_refusals(plans, requested, records, inventory, force=False, require_r
     ``requested`` are the addresses the request names, ``records`` libxl's records by address (a
     ``domid`` is a guest using the device), ``inventory`` the host's devices (read_devices), what the
     host needs (find_host_needs) and the co-assignment sets (coassignment_sets): None when no device
-    is to be bound, or with ``force``, which lifts every refusal but a release from a guest of a
-    device not named.
+    is to be bound, or with ``force``. ``force`` lifts every refusal but one: the release of a device
+    a guest uses that the request does not name (one an earlier run left half done).
     """
     refusals, warnings = [], []
     if inventory is not None and not force:
         for plan in plans:
             if plan.action == ACTION_BIND:
-                _bind_refusals(plan.address, requested, inventory, require_reset, refusals, warnings)
+                against, warned = _bind_refusals(plan.address, requested, inventory, require_reset)
+                refusals.extend(against)
+                warnings.extend(warned)
     for plan in plans:
         if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (force and plan.address in requested):
             domid = records.get(plan.address, {}).get('domid')
@@ -198,8 +200,9 @@ def safety_refusals(plans, requested, records, inventory, force=False, require_r
     return refusals, warnings
 
 
-def _bind_refusals(address, requested, inventory, require_reset, refusals, warnings):
-    """Add to ``refusals`` and ``warnings`` what stands against binding ``address`` to pciback."""
+def _bind_refusals(address, requested, inventory, require_reset):
+    """(refusals, warnings): what stands against binding ``address`` to pciback (see safety_refusals)."""
+    refusals, warnings = [], []
     devices, needs, sets = inventory
     record = devices[address]
     for reason in needs.get(address, []):
@@ -219,6 +222,7 @@ def _bind_refusals(address, requested, inventory, require_reset, refusals, warni
     if left:
         refusals.append('%s cannot be isolated from %s, which stay on dom0 drivers (%s); a guest needs the whole set: '
                         'list them too' % (address, ', '.join(left), '; '.join(coassigned['reasons'])))
+    return refusals, warnings
 
 
 class PcibackBinder:

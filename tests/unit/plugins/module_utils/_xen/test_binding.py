@@ -17,7 +17,7 @@ import re
 import pytest
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import (
-    PassthroughError, open_binder, rollback_message,
+    ACTION_BIND, ACTION_RELEASE, DevicePlan, PassthroughError, open_binder, rollback_message, safety_refusals,
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import DriverJournal
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import (
@@ -455,6 +455,31 @@ def test_a_device_used_by_a_guest_is_not_released(kernel, xen):
     with pytest.raises(PassthroughError, match='assigned to domain 5'):
         binder(kernel, xen).ensure([E1000_A], 'absent')
     assert tree_snapshot(kernel) == before
+
+
+def test_the_safety_refusals_are_computed_from_what_they_are_given_alone():
+    """No host at all: the plans, the request, libxl's records and an inventory as read_devices,
+    find_host_needs and coassignment_sets return them."""
+    nic, sibling, held = '0000:00:03.0', '0000:00:03.1', '0000:00:05.0'
+    plans = [DevicePlan(nic, 'present', ACTION_BIND, True, ('e1000', None, False), None, 'e1000', 'current driver'),
+             DevicePlan(held, 'absent', ACTION_RELEASE, True, ('pciback', None, True),
+                        {'phase': 'releasing', 'original_driver': 'e1000'}, 'e1000', 'journal')]
+    devices = {nic: {'bridge': False, 'class': '020000', 'reset_methods': [], 'driver': 'e1000'},
+               sibling: {'bridge': False, 'class': '020000', 'reset_methods': ['flr'], 'driver': 'e1000'}}
+    inventory = (devices, {nic: ['carries the default route (eth0)']},
+                 {nic: {'devices': [nic, sibling], 'reasons': ['IOMMU group 1 (Linux)']}})
+    records = {held: {'domid': '3'}}
+    refusals, warnings = safety_refusals(plans, [nic], records, inventory)
+    assert refusals == [
+        '%s carries the default route (eth0)' % nic,
+        '%s cannot be isolated from %s, which stay on dom0 drivers (IOMMU group 1 (Linux)); a guest needs the whole '
+        'set: list them too' % (nic, sibling),
+        '%s is assigned to domain 3; detach it from the guest first (xl pci-detach)' % held]
+    assert warnings == ['%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): a guest '
+                        'may get it in the state its last user left it (require_reset: true refuses such a device)' % nic]
+    assert safety_refusals(plans, [nic], records, inventory, require_reset=True)[0][1].startswith(nic + ' offers no reset')
+    assert safety_refusals(plans, [nic, held], records, None, force=True) == ([], [])
+    assert safety_refusals(plans, [nic], records, None, force=True)[0] == [refusals[-1]]    # not named: force or not
 
 
 @pytest.mark.parametrize('bad', ['0000:03:00', '03:*.*', '../../../etc/passwd', '0000:00:03.0\n', '00:03.0;reboot'])
