@@ -7,11 +7,26 @@
 
 """The binding engine: move PCI devices to xen-pciback and give them back, like xl but in batches.
 
-For each requested device the engine decides one action from what sysfs, the journal and
-libxl's xenstore record say, checks every refusal before anything is written, then moves the
-devices one by one. Every move is a list of small steps, each with an undo; a failure part-way
-undoes the devices already moved in this batch, newest first, and the journal is written before
-and after the batch, so an interrupted run is finished by the next one.
+For each requested device the engine reads what sysfs, the journal and libxl's xenstore record say,
+then plans one action from that alone (``_plan`` runs nothing), refuses an unsafe batch before
+anything is written (``safety_refusals``, a pure function of the plans and what was read), and asks
+Xen whether it can quarantine only at named points: before planning when a held device lost its
+quarantine to a reboot (the answer decides whether it is adopted), before applying for the result,
+or lazily while applying. The batch is then applied as one transaction (``transaction.py``) whose
+steps each have their undo:
+
+1. journal the batch as half done; undo: the entries as they were (a device parked on pciback: held);
+2. write libxl's ``driver_path``; undo: remove the records written (not a parked device's);
+3. move each device, in turn; undo: put it back to its snapshot (driver, slot, ``driver_override``,
+   quarantine), or hold it on pciback (parked) when its driver will not take it back, never leaving
+   it without a driver; for a device that left the bus, only drop the slot this run added;
+4. quarantine each device assigned; no undo of its own: putting the device back de-quarantines it
+   first, so a device Xen still holds is never given to a dom0 driver.
+
+A failure in 1 or 2 undoes nothing: nothing has moved, and the half-done journal is finished by the
+next run, as an interruption is. A failure in 3 or 4 undoes every step begun, the failing one
+included, newest first, and the error names every cause (the failure, devices that left the bus,
+devices parked). After the batch the journal says held, released, or nothing.
 
 Assigning a device (``xl pci-assignable-add`` order): record the original driver (journal, and
 libxl's ``driver_path`` in xenstore), unbind it from that driver, add a pciback slot, bind it to
@@ -37,6 +52,7 @@ __metaclass__ = type
 
 import errno
 import os
+from functools import partial
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
     parse_address_list,
@@ -63,13 +79,24 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack 
     driver_from_path,
     no_pci_device_reset,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.transaction import Step, StepFailed, Transaction
 
-ACTION_BIND = 'bind'
-ACTION_ADOPT = 'adopt'
-ACTION_RELEASE = 'release'
-ACTION_RESTORE = 'restore'
-ACTION_FORGET = 'forget'
-ACTION_NONE = 'none'
+# What the engine does with a device: one word each, the word its result reports.
+ACTION_BIND = 'assigned'          # to pciback, from another driver or none
+ACTION_ADOPT = 'adopted'          # already on pciback: journal, libxl's record and quarantine made whole
+ACTION_RELEASE = 'released'       # off pciback (and, with restore, to its original driver)
+ACTION_RESTORE = 'restored'       # from no driver to its original one (an interrupted run, or restore: false earlier)
+ACTION_FORGET = 'forgotten'       # on a driver again by other means: its stale journal entry dropped
+ACTION_NONE = 'unchanged'
+
+# The steps of a batch's transaction (see the module's docstring).
+STEP_JOURNAL = 'journal the batch as half done'
+STEP_DRIVER_PATHS = "write libxl's driver_path"
+STEP_MOVE = 'move'
+STEP_QUARANTINE = 'quarantine'
+
+STATE_PRESENT = 'present'         # the states a request asks for (the module's ``state``)
+STATE_ABSENT = 'absent'
 
 
 class PassthroughError(Exception):
@@ -92,12 +119,29 @@ def parse_devices(requested):
     return addresses
 
 
+def rollback_message(address, cause, gone=(), parked=()):
+    """The message of a batch put back after ``cause`` failed at ``address``: every cause is said, each by name.
+
+    ``gone`` are the devices that left the PCI bus during the run (nothing to put back), ``parked``
+    those held by pciback because their own driver would not take them back.
+    """
+    causes = ['%s: %s' % (address, cause)]
+    if gone:
+        causes.append('%s left the PCI bus during the run' % ', '.join(gone))
+    if parked:
+        causes.append('the %s was put back, except %s, held by pciback because its driver would not take it back'
+                      % ('rest of the batch' if gone else 'batch', ', '.join(parked)))
+    else:
+        causes.append('every %s of this batch was put back as it was' % ('other device' if gone else 'device'))
+    return '; '.join(causes)
+
+
 class DevicePlan:
     """What the engine will do with one device, and the snapshot it can be put back to."""
 
     def __init__(self, address, target, action, restore, snapshot, entry, original, source, recovering=False):
         self.address = address
-        self.target = target              # 'present' or 'absent'
+        self.target = target              # STATE_PRESENT or STATE_ABSENT
         self.action = action
         self.restore = restore            # give the original driver back (absent)
         self.driver_before, self.override_before, self.in_slots_before = snapshot
@@ -110,6 +154,8 @@ class DevicePlan:
         self.dequarantined_here = False   # this run de-quarantined it (undo: quarantine again)
         self.reset_done = False
         self.driver_after = self.driver_before
+        self.driver_path_written = False  # this run wrote libxl's driver_path (undo: remove it)
+        self.parked = False               # put back on pciback, its driver refusing it (journal: held)
 
     @property
     def pci_address(self):
@@ -118,7 +164,7 @@ class DevicePlan:
     def result(self):
         return {
             'address': self.address,
-            'action': _ACTION_WORDS[self.action],
+            'action': self.action,
             'driver_before': self.driver_before,
             'driver_after': self.driver_after,
             'original_driver': self.original_driver,
@@ -129,8 +175,54 @@ class DevicePlan:
         }
 
 
-_ACTION_WORDS = {ACTION_BIND: 'assigned', ACTION_ADOPT: 'adopted', ACTION_RELEASE: 'released',
-                 ACTION_RESTORE: 'restored', ACTION_FORGET: 'forgotten', ACTION_NONE: 'unchanged'}
+def safety_refusals(plans, requested, records, inventory, force=False, require_reset=False):
+    """(refusals, warnings) for ``plans``: what makes the batch unsafe, from what it is given only (no I/O).
+
+    ``requested`` are the addresses the request names, ``records`` libxl's records by address (a
+    ``domid`` is a guest using the device), ``inventory`` the host's devices (read_devices), what the
+    host needs (find_host_needs) and the co-assignment sets (coassignment_sets): None when no device
+    is to be bound, or with ``force``. ``force`` lifts every refusal but one: the release of a device
+    a guest uses that the request does not name (one an earlier run left half done).
+    """
+    refusals, warnings = [], []
+    if inventory is not None and not force:
+        for plan in plans:
+            if plan.action == ACTION_BIND:
+                against, warned = _bind_refusals(plan.address, requested, inventory, require_reset)
+                refusals.extend(against)
+                warnings.extend(warned)
+    for plan in plans:
+        if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (force and plan.address in requested):
+            domid = records.get(plan.address, {}).get('domid')
+            if domid not in (None, ''):
+                refusals.append('%s is assigned to domain %s; detach it from the guest first (xl pci-detach)'
+                                % (plan.address, domid))
+    return refusals, warnings
+
+
+def _bind_refusals(address, requested, inventory, require_reset):
+    """(refusals, warnings): what stands against binding ``address`` to pciback (see safety_refusals)."""
+    refusals, warnings = [], []
+    devices, needs, sets = inventory
+    record = devices[address]
+    for reason in needs.get(address, []):
+        refusals.append('%s %s' % (address, reason))
+    if record['bridge']:
+        refusals.append('%s is a bridge (class %s); pass through the devices behind it instead' % (address, record['class']))
+    if not record['reset_methods']:
+        no_reset = ('%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): '
+                    'a guest may get it in the state its last user left it' % address)
+        if require_reset:
+            refusals.append(no_reset)
+        else:
+            warnings.append(no_reset + ' (require_reset: true refuses such a device)')
+    coassigned = sets[address]
+    left = [member for member in coassigned['devices']
+            if member not in requested and not devices[member]['bridge'] and devices[member]['driver'] not in (None, PCIBACK)]
+    if left:
+        refusals.append('%s cannot be isolated from %s, which stay on dom0 drivers (%s); a guest needs the whole set: '
+                        'list them too' % (address, ', '.join(left), '; '.join(coassigned['reasons'])))
+    return refusals, warnings
 
 
 class PcibackBinder:
@@ -165,7 +257,44 @@ class PcibackBinder:
 
     # ---- entry point -------------------------------------------------------------------------
     def ensure(self, requested, state, restore=True):
-        """Bring ``requested`` addresses to ``state``; return a result dict (raises PassthroughError)."""
+        """Bring ``requested`` addresses to ``state``; return a result dict (raises PassthroughError).
+
+        Check the host and read what is there; plan every device (no I/O); refuse an unsafe batch;
+        ask Xen what the result must say; then apply the plans as one transaction, or in check mode
+        say what they would do.
+        """
+        addresses = self._existing_devices(requested)
+        pciback_loaded = self._require_pciback()
+        journal = self.journal.load()
+        records = self._records = self._libxl_records()
+        targets = self._targets(addresses, state, restore, journal)
+        slots = self.sysfs.pciback_slots()
+        snapshots = dict((address, (self.sysfs.driver(address), self.sysfs.driver_override(address), address in slots))
+                         for address, _target, _give_back in targets)
+        xen_quarantines = self._ask_xen_before_planning(targets, journal, snapshots)
+        plans = [self._plan(address, target, give_back, journal.get(address), records, snapshots[address], xen_quarantines)
+                 for address, target, give_back in targets]
+        self._refuse_unsafe(plans, addresses, records)
+        if state == STATE_PRESENT and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
+            self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
+        work = [plan for plan in plans if plan.action != ACTION_NONE]
+        if work and not self.check_mode:
+            if not pciback_loaded and any(plan.target == STATE_PRESENT for plan in work):
+                self._load_pciback()
+            self._apply(work, journal)
+        else:
+            for plan in work:
+                plan.driver_after = PCIBACK if plan.target == STATE_PRESENT else (
+                    plan.original_driver if plan.restore else None)
+        return {
+            'changed': bool(work),
+            'devices': [plan.result() for plan in plans],
+            'notes': self.notes,
+            'hypervisor_limit': self.hypervisor_limit,
+        }
+
+    def _existing_devices(self, requested):
+        """The canonical addresses requested (every function of their devices with ``functions: all``), on a dom0."""
         addresses = parse_devices(requested)
         self._require_dom0()
         missing = [address for address in addresses if not self.sysfs.exists(address)]
@@ -174,35 +303,16 @@ class PcibackBinder:
                                    % (', '.join(missing), self.sysfs.devices_dir))
         if self.functions == 'all':
             addresses = whole_devices(addresses, self.sysfs.addresses())
-        pciback_loaded = self._require_pciback()
-        journal = self.journal.load()
-        records = self._records = self._libxl_records()
+        return addresses
+
+    def _targets(self, addresses, state, restore, journal):
+        """(address, state, restore) for each device to plan: those requested, then those left half done."""
         targets = [(address, state, restore) for address in addresses]
         for address in sorted(journal):
             if journal[address]['phase'] in HALF_DONE_PHASES and address not in addresses and self.sysfs.exists(address):
                 # Interrupted earlier and not named now: give the device back to its original driver.
-                targets.append((address, 'absent', True))
-        slots = self.sysfs.pciback_slots()
-        plans = [self._plan(address, target, give_back, journal.get(address), records, slots)
-                 for address, target, give_back in targets]
-        self._refuse_unsafe(plans, addresses, records)
-        if state == 'present' and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
-            self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
-        work = [plan for plan in plans if plan.action != ACTION_NONE]
-        if work and not self.check_mode:
-            if not pciback_loaded and any(plan.target == 'present' for plan in work):
-                self._load_pciback()
-            self._apply(work, journal)
-        else:
-            for plan in work:
-                plan.driver_after = PCIBACK if plan.target == 'present' else (
-                    plan.original_driver if plan.restore else None)
-        return {
-            'changed': bool(work),
-            'devices': [plan.result() for plan in plans],
-            'notes': self.notes,
-            'hypervisor_limit': self.hypervisor_limit,
-        }
+                targets.append((address, STATE_ABSENT, True))
+        return targets
 
     # ---- checks before anything is touched ---------------------------------------------------
     def require_host(self):
@@ -253,20 +363,23 @@ class PcibackBinder:
         except ToolstackError as exc:
             raise PassthroughError('cannot read libxl records from xenstore: %s; nothing was changed' % exc)
 
-    def _plan(self, address, target, restore, entry, records, slots):
-        driver = self.sysfs.driver(address)
-        snapshot = (driver, self.sysfs.driver_override(address), address in slots)
+    def _plan(self, address, target, restore, entry, records, snapshot, xen_quarantines):
+        """What to do with one device, from what was read (``snapshot``: driver, override, in pciback's slots): no I/O.
+
+        ``xen_quarantines`` is Xen's answer, asked before planning when a held device may need quarantine again.
+        """
+        driver, _override, in_slots = snapshot
         original, source = self._original_driver(address, driver, entry, records)
         recovering = entry is not None and entry['phase'] in HALF_DONE_PHASES
-        if target == 'present':
+        if target == STATE_PRESENT:
             if driver != PCIBACK:
                 action = ACTION_BIND
-            elif (entry is None or entry['phase'] != PHASE_HELD or self._needs_quarantine(entry)
+            elif (entry is None or entry['phase'] != PHASE_HELD or (self._quarantine_lost(entry) and xen_quarantines)
                   or self._lacks_libxl_record(address, records, original)):
                 action = ACTION_ADOPT
             else:
                 action = ACTION_NONE
-        elif driver == PCIBACK or address in slots:
+        elif driver == PCIBACK or in_slots:
             action = ACTION_RELEASE
         elif entry is None:
             action = ACTION_NONE
@@ -295,9 +408,18 @@ class PcibackBinder:
         return (self.toolstack is not None and original is not None
                 and not records.get(address, {}).get('driver_path'))
 
-    def _needs_quarantine(self, entry):
-        return (self.quarantine and self.toolstack is not None
-                and entry.get('quarantined_boot') != self._boot_id and self._can_quarantine())
+    def _quarantine_lost(self, entry):
+        """Held, and to be quarantined, but not quarantined in this boot (Xen forgets its quarantine on reboot)."""
+        return (self.quarantine and self.toolstack is not None and entry is not None and entry['phase'] == PHASE_HELD
+                and entry.get('quarantined_boot') != self._boot_id)
+
+    def _ask_xen_before_planning(self, targets, journal, snapshots):
+        """Whether Xen can quarantine, asked here once (its note recorded) when a held device named ``present`` lost
+        its quarantine: the answer decides whether it is adopted to be quarantined again. None when not asked."""
+        for address, target, _give_back in targets:
+            if target == STATE_PRESENT and snapshots[address][0] == PCIBACK and self._quarantine_lost(journal.get(address)):
+                return self._can_quarantine()
+        return None
 
     def _all_quarantined(self, plans):
         """Every device already held and quarantined by Xen in this boot: Xen can quarantine, no need to ask it."""
@@ -325,40 +447,14 @@ class PcibackBinder:
             self.notes.append(str(exc))
 
     def _refuse_unsafe(self, plans, requested, records):
-        refusals = []
-        binding = [plan for plan in plans if plan.action == ACTION_BIND]
-        if binding and not self.force:
+        """Read what the checks need, then refuse the batch (nothing changed) when safety_refusals finds a reason."""
+        inventory = None
+        if not self.force and any(plan.action == ACTION_BIND for plan in plans):
             devices = read_devices(self.sysfs)
-            needs = find_host_needs(self.paths, devices, self.controller_address)
-            sets = coassignment_sets(self.sysfs, devices)
-            for plan in binding:
-                record = devices[plan.address]
-                for reason in needs.get(plan.address, []):
-                    refusals.append('%s %s' % (plan.address, reason))
-                if record['bridge']:
-                    refusals.append('%s is a bridge (class %s); pass through the devices behind it instead'
-                                    % (plan.address, record['class']))
-                if not record['reset_methods']:
-                    no_reset = ('%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): '
-                                'a guest may get it in the state its last user left it' % plan.address)
-                    if self.require_reset:
-                        refusals.append(no_reset)
-                    else:
-                        self.warnings.append(no_reset + ' (require_reset: true refuses such a device)')
-                coassigned = sets[plan.address]
-                left = [member for member in coassigned['devices']
-                        if member not in requested and not devices[member]['bridge']
-                        and devices[member]['driver'] not in (None, PCIBACK)]
-                if left:
-                    refusals.append('%s cannot be isolated from %s, which stay on dom0 drivers (%s); a guest needs '
-                                    'the whole set: list them too' % (plan.address, ', '.join(left),
-                                                                      '; '.join(coassigned['reasons'])))
-        for plan in plans:
-            if plan.action in (ACTION_RELEASE, ACTION_RESTORE) and not (self.force and plan.address in requested):
-                domid = records.get(plan.address, {}).get('domid')
-                if domid not in (None, ''):
-                    refusals.append('%s is assigned to domain %s; detach it from the guest first (xl pci-detach)'
-                                    % (plan.address, domid))
+            inventory = (devices, find_host_needs(self.paths, devices, self.controller_address),
+                         coassignment_sets(self.sysfs, devices))
+        refusals, warnings = safety_refusals(plans, requested, records, inventory, self.force, self.require_reset)
+        self.warnings.extend(warnings)
         if refusals:
             for plan in plans:
                 plan.action = ACTION_NONE
@@ -367,51 +463,65 @@ class PcibackBinder:
 
     # ---- doing it ----------------------------------------------------------------------------
     def _apply(self, work, journal):
-        """Journal, move every device, quarantine; on any failure put the batch back and re-raise."""
-        entries_before = dict((plan.address, plan.entry) for plan in work)
-        for plan in work:
-            journal[plan.address] = self._entry_for(plan, PHASE_BINDING if plan.target == 'present' else PHASE_RELEASING)
-        self.journal.save(journal)
-        written_paths = self._record_driver_paths(work)
-        moved = []
-        current = None
+        """Do the batch as one transaction (see the module's docstring), then journal the outcome.
+
+        On a failure the steps begun are undone, newest first, and PassthroughError names every cause.
+        """
+        transaction = Transaction()
+        # Nothing is moved yet: a failure of these two goes up as it is, and the journal they leave half done
+        # tells the next run what to finish, as an interruption would.
+        transaction.run([
+            Step(STEP_JOURNAL, None, do=partial(self._journal_half_done, work, journal),
+                 undo=partial(self._journal_put_back, work, journal)),
+            Step(STEP_DRIVER_PATHS, None, do=partial(self._record_driver_paths, work),
+                 undo=partial(self._forget_driver_paths, work, unless_parked=True)),
+        ])
+        steps = [Step(STEP_MOVE, plan, do=partial(self._move, plan), undo=partial(self._put_back, plan))
+                 for plan in work]
+        # Putting a device back (its move's undo) de-quarantines it first, as xl does before it unbinds: the
+        # quarantine has no undo of its own, so that a device Xen still holds is not given to a dom0 driver.
+        steps += [Step(STEP_QUARANTINE, plan, do=partial(self._quarantine, plan), undo=None)
+                  for plan in work if plan.target == STATE_PRESENT]
         try:
-            for current in work:
-                moved.append(current)
-                self._move(current)
-            for current in work:
-                if current.target == 'present':
-                    self._quarantine(current)
-        except (OSError, ToolstackError, PassthroughError) as exc:
-            parked = self._roll_back(moved)
-            for plan in work:
-                if entries_before[plan.address] is None:
-                    journal.pop(plan.address, None)
-                else:
-                    journal[plan.address] = entries_before[plan.address]
-            for plan in parked:
-                journal[plan.address] = self._entry_for(plan, PHASE_HELD)
-            self.journal.save(journal)
-            self._forget_driver_paths([plan for plan in work if plan.address in written_paths and plan not in parked])
-            message = '%s: %s; every device of this batch was put back as it was' % (current.address, self._describe(exc))
-            gone = [plan.address for plan in moved if not self.sysfs.exists(plan.address)]
-            if gone:
-                message = '%s: %s; %s left the PCI bus during the run; every other device of this batch was put back ' \
-                          'as it was' % (current.address, self._describe(exc), ', '.join(gone))
-            if parked:
-                message = '%s: %s; the batch was put back, except %s, held by pciback because its driver would not ' \
-                          'take it back' % (current.address, self._describe(exc), ', '.join(plan.address for plan in parked))
+            transaction.run(steps, undo_on=(OSError, ToolstackError, PassthroughError))
+        except StepFailed as failure:
+            moved = [step.subject for step in failure.undone if step.name == STEP_MOVE]      # newest first
+            gone = [plan.address for plan in reversed(moved) if not self.sysfs.exists(plan.address)]
+            parked = [plan.address for plan in moved if plan.parked]
+            message = rollback_message(failure.step.subject.address, self._describe(failure.cause), gone, parked)
             raise PassthroughError(message, [plan.result() for plan in work])
+        self._journal_done(work, journal)
+
+    def _journal_half_done(self, work, journal):
+        """Step: the journal says every device of the batch is being moved (``binding`` or ``releasing``)."""
         for plan in work:
-            if plan.target == 'present':
+            journal[plan.address] = self._entry_for(plan, PHASE_BINDING if plan.target == STATE_PRESENT else PHASE_RELEASING)
+        self.journal.save(journal)
+
+    def _journal_put_back(self, work, journal):
+        """Undo: every entry of the batch as it was before the run, but a device parked on pciback is held."""
+        for plan in work:
+            if plan.parked:
+                journal[plan.address] = self._entry_for(plan, PHASE_HELD)
+            elif plan.entry is None:
+                journal.pop(plan.address, None)
+            else:
+                journal[plan.address] = plan.entry
+        self.journal.save(journal)
+
+    def _journal_done(self, work, journal):
+        """After the transaction: held, released without a driver (``restore: false``) or no entry at all; the
+        driver_path of each device given back is removed, as ``xl pci-assignable-remove -r`` removes it."""
+        for plan in work:
+            if plan.target == STATE_PRESENT:
                 journal[plan.address] = self._entry_for(plan, PHASE_HELD)
             elif plan.driver_after is None and not plan.restore and plan.original_driver is not None:
                 journal[plan.address] = self._entry_for(plan, PHASE_RELEASED)
             else:
                 journal.pop(plan.address, None)
         self.journal.save(journal)
-        self._forget_driver_paths([plan for plan in work if plan.target == 'absent' and plan.address not in journal
-                                   and (plan.address in written_paths or self._records.get(plan.address, {}).get('driver_path'))])
+        self._forget_driver_paths([plan for plan in work if plan.target == STATE_ABSENT and plan.address not in journal
+                                   and (plan.driver_path_written or self._records.get(plan.address, {}).get('driver_path'))])
 
     def _entry_for(self, plan, phase):
         entry = dict(plan.entry or {})
@@ -434,18 +544,23 @@ class PcibackBinder:
         return str(exc)
 
     def _record_driver_paths(self, work):
-        """Write libxl's driver_path first, so ``xl pci-assignable-remove -r`` can give the device back."""
+        """Step: write libxl's driver_path before any move, so ``xl pci-assignable-remove -r`` can give the device back."""
         if self.toolstack is None:
-            return set()
-        wanted = dict((plan.pci_address, plan.original_driver) for plan in work
-                      if plan.target == 'present' and plan.original_driver and plan.original_source != 'xenstore')
+            return
+        writing = [plan for plan in work
+                   if plan.target == STATE_PRESENT and plan.original_driver and plan.original_source != 'xenstore']
         try:
-            self.toolstack.write_driver_paths(wanted)
+            self.toolstack.write_driver_paths(dict((plan.pci_address, plan.original_driver) for plan in writing))
         except ToolstackError as exc:
             raise PassthroughError('cannot write libxl records to xenstore: %s; nothing was moved' % exc)
-        return set(str(address) for address in wanted)
+        for plan in writing:
+            plan.driver_path_written = True
 
-    def _forget_driver_paths(self, plans):
+    def _forget_driver_paths(self, plans, unless_parked=False):
+        """Remove libxl's driver_path of ``plans``; ``unless_parked``: the undo of _record_driver_paths, which keeps
+        the record of a device parked on pciback (``xl pci-assignable-remove -r`` can give it back)."""
+        if unless_parked:
+            plans = [plan for plan in plans if plan.driver_path_written and not plan.parked]
         if self.toolstack is None or not plans:
             return
         try:
@@ -554,36 +669,34 @@ class PcibackBinder:
             self.commands.run([modprobe, '-q', modalias])
 
     # ---- undo ---------------------------------------------------------------------------------
-    def _roll_back(self, moved):
-        """Put each moved device back to its snapshot, newest first; return the plans parked on pciback."""
-        parked = []
-        for plan in reversed(moved):
-            if not self.sysfs.exists(plan.address):
-                # It left the bus during the run (hot unplug): nothing to put back, and no pciback slot may stay
-                # behind to seize it when it comes back.
-                self._drop_added_slot(plan)
-                plan.driver_after = None
-                plan.quarantined = None
-                continue
-            try:
-                self._restore_snapshot(plan)
-            except (OSError, ToolstackError):
-                pass
-            now = self.sysfs.driver(plan.address)
-            if now is None and plan.driver_before is not None:
-                # Its driver will not take it back: hold it on pciback rather than leave it orphaned.
-                try:
-                    self._bind_back(plan.address, PCIBACK)
-                    now = PCIBACK
-                except OSError:
-                    self.notes.append('%s is left without a driver: putting it back failed' % plan.address)
-            if now == PCIBACK and plan.driver_before != PCIBACK:
-                if plan.address not in self.sysfs.pciback_slots():
-                    self.sysfs.pciback_new_slot(plan.address)
-                parked.append(plan)
-            plan.driver_after = now
+    def _put_back(self, plan):
+        """Undo of a move (and of the device's quarantine): back to its snapshot, or, when its driver will not take it
+        back, held by pciback (``plan.parked``) rather than left without a driver."""
+        if not self.sysfs.exists(plan.address):
+            # It left the bus during the run (hot unplug): nothing to put back, and no pciback slot may stay
+            # behind to seize it when it comes back.
+            self._drop_added_slot(plan)
+            plan.driver_after = None
             plan.quarantined = None
-        return parked
+            return
+        try:
+            self._restore_snapshot(plan)
+        except (OSError, ToolstackError):
+            pass
+        now = self.sysfs.driver(plan.address)
+        if now is None and plan.driver_before is not None:
+            # Its driver will not take it back: hold it on pciback rather than leave it orphaned.
+            try:
+                self._bind_back(plan.address, PCIBACK)
+                now = PCIBACK
+            except OSError:
+                self.notes.append('%s is left without a driver: putting it back failed' % plan.address)
+        if now == PCIBACK and plan.driver_before != PCIBACK:
+            if plan.address not in self.sysfs.pciback_slots():
+                self.sysfs.pciback_new_slot(plan.address)
+            plan.parked = True
+        plan.driver_after = now
+        plan.quarantined = None
 
     def _restore_snapshot(self, plan):
         address = plan.address

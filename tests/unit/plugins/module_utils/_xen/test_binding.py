@@ -16,7 +16,9 @@ import re
 
 import pytest
 
-from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import PassthroughError, open_binder
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import (
+    ACTION_BIND, ACTION_RELEASE, DevicePlan, PassthroughError, open_binder, rollback_message, safety_refusals,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import DriverJournal
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import (
     E1000_A, E1000_B, HOST_BRIDGE, MGMT_NIC, MULTI_0, MULTI_1, ROOT_DISK, VGA, XHCI, build_rig_host,
@@ -227,6 +229,17 @@ def test_after_a_reboot_a_held_device_is_quarantined_again_once(kernel, xen):
     assert by_address(result)[E1000_A]['action'] == 'adopted'
     assert xen.owner == {E1000_A: DOMID_IO}
     assert binder(kernel, xen).ensure([E1000_A], 'present')['changed'] is False
+
+
+def test_after_a_reboot_xen_is_asked_once_before_the_held_devices_are_quarantined_again(kernel, xen):
+    binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    xen.owner.clear()
+    kernel.set_boot_id('0f0e0d0c-0000-4000-8000-000000000002')
+    del xen.calls[:]
+    result = binder(kernel, xen).ensure([E1000_A, E1000_B], 'present')
+    assert [device['action'] for device in result['devices']] == ['adopted', 'adopted']
+    assert [' '.join(call) for call in xen.calls if call[0] == 'xl'] == [
+        'xl info', 'xl pci-assignable-add %s' % E1000_A, 'xl pci-assignable-add %s' % E1000_B]
 
 
 def test_after_a_reboot_libxl_records_come_back_where_xen_cannot_quarantine(tmp_path):
@@ -444,6 +457,31 @@ def test_a_device_used_by_a_guest_is_not_released(kernel, xen):
     assert tree_snapshot(kernel) == before
 
 
+def test_the_safety_refusals_are_computed_from_what_they_are_given_alone():
+    """No host at all: the plans, the request, libxl's records and an inventory as read_devices,
+    find_host_needs and coassignment_sets return them."""
+    nic, sibling, held = '0000:00:03.0', '0000:00:03.1', '0000:00:05.0'
+    plans = [DevicePlan(nic, 'present', ACTION_BIND, True, ('e1000', None, False), None, 'e1000', 'current driver'),
+             DevicePlan(held, 'absent', ACTION_RELEASE, True, ('pciback', None, True),
+                        {'phase': 'releasing', 'original_driver': 'e1000'}, 'e1000', 'journal')]
+    devices = {nic: {'bridge': False, 'class': '020000', 'reset_methods': [], 'driver': 'e1000'},
+               sibling: {'bridge': False, 'class': '020000', 'reset_methods': ['flr'], 'driver': 'e1000'}}
+    inventory = (devices, {nic: ['carries the default route (eth0)']},
+                 {nic: {'devices': [nic, sibling], 'reasons': ['IOMMU group 1 (Linux)']}})
+    records = {held: {'domid': '3'}}
+    refusals, warnings = safety_refusals(plans, [nic], records, inventory)
+    assert refusals == [
+        '%s carries the default route (eth0)' % nic,
+        '%s cannot be isolated from %s, which stay on dom0 drivers (IOMMU group 1 (Linux)); a guest needs the whole '
+        'set: list them too' % (nic, sibling),
+        '%s is assigned to domain 3; detach it from the guest first (xl pci-detach)' % held]
+    assert warnings == ['%s offers no reset the kernel can do (no FLR, power-management, bus or slot reset): a guest '
+                        'may get it in the state its last user left it (require_reset: true refuses such a device)' % nic]
+    assert safety_refusals(plans, [nic], records, inventory, require_reset=True)[0][1].startswith(nic + ' offers no reset')
+    assert safety_refusals(plans, [nic, held], records, None, force=True) == ([], [])
+    assert safety_refusals(plans, [nic], records, None, force=True)[0] == [refusals[-1]]    # not named: force or not
+
+
 @pytest.mark.parametrize('bad', ['0000:03:00', '03:*.*', '../../../etc/passwd', '0000:00:03.0\n', '00:03.0;reboot'])
 def test_malformed_addresses_change_nothing(kernel, xen, bad):
     before = tree_snapshot(kernel)
@@ -511,6 +549,16 @@ def test_a_failed_bind_rolls_back_the_whole_batch(kernel, xen):
     assert xen.record(E1000_A, 'driver_path') is None and xen.owner == {}
 
 
+def test_a_failed_libxl_record_write_moves_nothing_and_leaves_the_journal_to_the_next_run(kernel, xen):
+    xen.fail_commands['xenstore-write ' + xen._xs_key(E1000_A, 'driver_path')] = [1]
+    with pytest.raises(PassthroughError, match='cannot write libxl records to xenstore: .*; nothing was moved$'):
+        binder(kernel, xen).ensure([E1000_A], 'present')
+    assert kernel.driver(E1000_A) == 'e1000' and kernel.slots() == []
+    assert journal(kernel)[E1000_A]['phase'] == 'binding'         # as an interruption leaves it
+    result = binder(kernel, xen).ensure([E1000_A], 'present')
+    assert by_address(result)[E1000_A]['recovered'] is True and kernel.driver(E1000_A) == 'pciback'
+
+
 def test_a_failed_quarantine_rolls_back_the_whole_batch(kernel, xen):
     xen.fail_commands['xl pci-assignable-add'] = [None, 1]
     with pytest.raises(PassthroughError, match='injected failure'):
@@ -547,6 +595,38 @@ def test_a_device_unplugged_part_way_leaves_no_pciback_slot_behind(kernel, xen):
     assert [xen.record(address, 'driver_path') for address in (E1000_A, E1000_B, MULTI_0, MULTI_1)] == [None] * 4
     kernel.rescan()
     assert kernel.driver(MULTI_1) == 'igb'
+
+
+def test_a_device_that_left_the_bus_and_one_parked_on_pciback_are_both_named(kernel, xen):
+    """Two things go wrong in one rollback: the failure's message names the device gone and the device held by
+    pciback, each with its own reason, and neither hides the other."""
+    pciback_bind = os.path.relpath(os.path.join(kernel.paths.pci_drivers, 'pciback', 'bind'), kernel.root)
+    kernel.after_next_write(pciback_bind, lambda: kernel.unplug(MULTI_1))
+    kernel.refuse['e1000'] = set([E1000_A])
+    with pytest.raises(PassthroughError) as failure:
+        binder(kernel, xen).ensure([E1000_A, E1000_B, MULTI_0, MULTI_1], 'present')
+    message = str(failure.value)
+    assert message.startswith(MULTI_1 + ': No such device'), message
+    assert '%s left the PCI bus during the run' % MULTI_1 in message, message
+    assert 'except %s, held by pciback because its driver would not take it back' % E1000_A in message, message
+    assert [kernel.driver(address) for address in (E1000_A, E1000_B, MULTI_0)] == ['pciback', 'e1000', 'igb']
+    assert kernel.slots() == [E1000_A]
+    assert set(journal(kernel)) == set([E1000_A]) and journal(kernel)[E1000_A]['phase'] == 'held'
+    assert xen.record(E1000_A, 'driver_path') == '/sys/bus/pci/drivers/e1000'
+    assert [xen.record(address, 'driver_path') for address in (E1000_B, MULTI_0, MULTI_1)] == [None] * 3
+    devices = by_address({'devices': failure.value.results})
+    assert (devices[E1000_A]['driver_after'], devices[MULTI_1]['driver_after']) == ('pciback', None)
+
+
+@pytest.mark.parametrize('gone, parked, tail', [
+    ((), (), 'every device of this batch was put back as it was'),
+    (('B',), (), 'B left the PCI bus during the run; every other device of this batch was put back as it was'),
+    ((), ('C',), 'the batch was put back, except C, held by pciback because its driver would not take it back'),
+    (('B',), ('C', 'D'), 'B left the PCI bus during the run; the rest of the batch was put back, except C, D, held by '
+                         'pciback because its driver would not take it back'),
+])
+def test_the_rollback_message_says_every_cause(gone, parked, tail):
+    assert rollback_message('A', 'No such device (ENODEV)', gone, parked) == 'A: No such device (ENODEV); ' + tail
 
 
 def test_a_failed_give_back_puts_the_released_batch_back_on_pciback(kernel, xen):
