@@ -104,7 +104,9 @@ class Rig:
     Its devices by role, as PCI addresses in dom0 (from rig.env): ``mgmt_nic`` and ``root_disk``
     (None where they are not PCI devices, as on the arm64 rig), ``nics`` (single-function e1000s),
     ``multifunction`` (the functions of one e1000), ``msi_nics`` (e1000e NICs with MSI, the guest's), ``xhci``,
-    ``bridges``, ``candidates``.
+    ``bridges``, ``candidates``, ``isolation`` (the devices below a root port without ACS, a switch, a conventional
+    PCI bridge: x86_64 only); ``linux_iommu_groups`` Linux's IOMMU groups on the same machine booted without Xen
+    (tests/rig/linux-iommu-groups; None where not recorded).
     ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
     ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
     rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);
@@ -127,6 +129,12 @@ class Rig:
         self.xhci = env.get('RIG_PCI_XHCI') or None
         self.bridges = self._list('RIG_PCI_BRIDGES')
         self.candidates = self._list('RIG_PCI_CANDIDATES')
+        self.isolation = self._list('RIG_PCI_ISOLATION')
+        groups_file = os.environ.get('RIG_LINUX_IOMMU_GROUPS')
+        self.linux_iommu_groups = None
+        if groups_file:
+            with open(groups_file) as handle:
+                self.linux_iommu_groups = json.load(handle)['groups']
         self.xen_passthrough = env.get('RIG_XEN_PASSTHROUGH') == 'yes'
         self.pciback_holds = env.get('RIG_PCIBACK_HOLDS', 'yes') == 'yes'
 

@@ -343,3 +343,57 @@ def test_one_function_of_a_multi_function_device_is_refused_and_the_device_moves
 
     forced = rig.module('pci_assignable', {'devices': [second], 'force': True})
     assert not forced['failed'] and [rig.driver(address) for address in multifunction] == ['e1000', 'pciback'], forced
+
+
+def test_the_sets_worked_out_in_dom0_are_the_iommu_groups_linux_forms_without_xen(rig):
+    """Linux is the judge: on the same machine booted without Xen it drives the emulated VT-d and forms IOMMU groups
+    (tests/rig/linux-iommu-groups records them); in the Xen dom0 it has none, and pci_info works the sets out from the
+    topology. Device by device they are equal, over a root port with ACS off, a switch, a conventional PCI bridge and
+    multi-function devices."""
+    if rig.arch != 'x86_64':
+        pytest.skip('Linux drives an emulated IOMMU on the x86_64 machine only (VT-d)')
+    assert rig.linux_iommu_groups, 'no Linux IOMMU groups: run the rig tests through tests/rig/run-tests'
+    linux = dict((address, group) for group in rig.linux_iommu_groups for address in group)
+    info = by_address(rig.module('pci_info', {}))
+    assert sorted(info) == sorted(linux)
+    assert set(device['coassignment']['source'] for device in info.values()) == {'topology'}
+    computed = dict((address, sorted([address] + device['coassignment']['devices'])) for address, device in info.items())
+    assert dict((address, (computed[address], linux[address])) for address in info if computed[address] != linux[address]) == {}
+    below_port, below_switch, other_switch_port, behind_a, behind_b = rig.isolation
+    found = [computed[address] for address in (below_port, below_switch, other_switch_port, behind_a)]
+    assert [len(members) for members in found] == [2, 2, 2, 3], found       # something to find, in each place
+    assert [computed[address] for address in rig.msi_nics] == [[address] for address in rig.msi_nics]
+
+
+@pytest.fixture
+def isolation(rig):
+    """The devices of the rig's isolation topology, back on their drivers after the test."""
+    rig.require_pciback()
+    yield rig.isolation
+    rig.give_back(rig.isolation)
+
+
+def test_a_set_moves_whole_its_bridges_stay_and_force_takes_one_member(rig, isolation):
+    below_port, below_switch, _other, behind_a, behind_b = isolation
+    before = rig.drivers()
+    refused = rig.module('pci_assignable', {'devices': [behind_a]})
+    assert refused['failed'] is True and '%s cannot be isolated from %s,' % (behind_a, behind_b) in refused['msg'], refused
+    assert 'issues the DMA of everything behind it' in refused['msg']
+    assert rig.drivers() == before
+
+    # A set whose other member is a bridge (the port without ACS above, the switch's port): the device goes alone.
+    alone = rig.module('pci_assignable', {'devices': [below_port, below_switch]})
+    assert not alone['failed'] and alone['changed'] is True, alone
+    whole = rig.module('pci_assignable', {'devices': [behind_a, behind_b]})
+    assert not whole['failed'] and whole['changed'] is True, whole
+    moved = [below_port, below_switch, behind_a, behind_b]
+    assert [rig.driver(address) for address in moved] == ['pciback'] * 4
+    after = rig.drivers()
+    assert [address for address in before if before[address] != after.get(address)] == moved     # no bridge moved
+    if rig.xen_passthrough:
+        assert set(moved) <= set(assignable(rig))
+    back = rig.module('pci_assignable', {'devices': moved, 'state': 'absent'})
+    assert not back['failed'] and rig.drivers() == before, back
+
+    forced = rig.module('pci_assignable', {'devices': [behind_a], 'force': True})
+    assert not forced['failed'] and [rig.driver(address) for address in (behind_a, behind_b)] == ['pciback', 'e1000']
