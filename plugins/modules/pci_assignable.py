@@ -257,63 +257,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import controller_address
-from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.reset_method import (
-    ResetMethodError,
-    plan_reset_methods,
-)
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.reset_method import ResetMethodError
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.assignable import AssignableTask
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import (
     PassthroughError,
     open_binder,
     parse_devices,
 )
-from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import HostLock, JournalError
-
-
-def _diff(devices, resets=None):
-    changed = [device for device in devices if device['action'] != 'unchanged']
-    drivers = {
-        'before': ''.join('%s: %s\n' % (device['address'], device['driver_before'] or '(no driver)') for device in changed),
-        'after': ''.join('%s: %s\n' % (device['address'], device['driver_after'] or '(no driver)') for device in changed),
-    }
-    if resets is None:
-        return drivers
-    before, after = resets.diff_lines()
-    drivers['before'] += before
-    drivers['after'] += after
-    return [drivers, resets.planned.diff()]
-
-
-def _plan_resets(params, paths, binder, addresses):
-    if params['reset_method'] is None:
-        return None
-    return plan_reset_methods(paths, binder.sysfs, addresses, params['reset_method'], binder.host.kernel_release)
-
-
-def _ensure(module, paths, binder, addresses):
-    """Set the reset methods, move the devices, write the rule file; a failed move puts the reset methods back."""
-    params = module.params
-    if module.check_mode:
-        resets = _plan_resets(params, paths, binder, addresses)
-        return binder.ensure(params['devices'], params['state'], params['restore']), resets
-    with HostLock(paths, timeout=params['lock_timeout']):
-        resets = _plan_resets(params, paths, binder, addresses)     # again, under the lock: what is there now
-        if resets is not None:
-            resets.apply_runtime()
-        try:
-            result = binder.ensure(params['devices'], params['state'], params['restore'])
-        except (PassthroughError, JournalError) as exc:
-            if resets is not None:
-                problem = resets.undo_runtime()
-                if problem:
-                    exc.args = (str(exc) + problem,)
-            raise
-        if resets is not None:
-            try:
-                resets.write_file(labels=module)
-            except ResetMethodError as exc:
-                raise PassthroughError('%s; the devices were moved and their reset methods set in sysfs, only the '
-                                       'rule file was not written' % exc, result['devices'])
-    return result, resets
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import JournalError
 
 
 def main():
@@ -345,9 +296,8 @@ def main():
             module.warn('devices is empty: nothing to do; an empty list usually means a selection upstream '
                         '(a filter, a variable) matched no device')
         binder.require_host()
-        # A bad reset_method is refused before the lock is created, too.
-        _plan_resets(params, paths, binder, addresses)
-        result, resets = _ensure(module, paths, binder, addresses)
+        task = AssignableTask(paths, binder, params, addresses, labels=module)
+        result = task.run(module.check_mode)
     except ResetMethodError as exc:
         module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     except PassthroughError as exc:
@@ -356,14 +306,8 @@ def main():
         module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     for warning in binder.warnings:
         module.warn(warning)
-    if resets is not None:
-        methods = resets.methods()
-        for device in result['devices']:
-            if device['address'] in methods:
-                device['reset_method'] = methods[device['address']]
-        result['changed'] = result['changed'] or resets.changed
     if module._diff:
-        result['diff'] = _diff(result['devices'], resets)
+        result['diff'] = task.diff(result['devices'])
     module.exit_json(**result)
 
 
