@@ -52,8 +52,12 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address im
     is_canonical_address,
     parse_pci_address,
 )
-from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import find_host_needs, read_devices
-from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, link_name, read_text
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import (
+    find_host_needs,
+    read_devices,
+    sriov_state,
+)
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, link_name
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import (
     HALF_DONE_PHASES,
     PHASE_HELD,
@@ -85,13 +89,6 @@ def _describe(exc):
     return str(exc)
 
 
-def _int(text):
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        return None
-
-
 # ---- reading ---------------------------------------------------------------------------------
 def virtfns(sysfs, pf):
     """``{index: VF address}`` from the PF's ``virtfnN`` links."""
@@ -111,20 +108,19 @@ def virtfns(sysfs, pf):
 
 
 def read_pf(sysfs, pf):
-    """What sysfs says of the PF ``pf``: None when it has no SR-IOV capability (no ``sriov_totalvfs``)."""
+    """What sysfs says of the PF ``pf`` (``pci_info``'s ``sriov``): None when it has no SR-IOV capability."""
     base = sysfs.device_dir(pf)
-    totalvfs = _int(read_text(os.path.join(base, 'sriov_totalvfs')))
-    if totalvfs is None:
+    try:
+        entries = set(os.listdir(base))
+    except OSError:
         return None
-    autoprobe = read_text(os.path.join(base, 'sriov_drivers_autoprobe'))
-    links = virtfns(sysfs, pf)
-    return {
-        'totalvfs': totalvfs,
-        'numvfs': _int(read_text(os.path.join(base, 'sriov_numvfs'))) or 0,
-        'drivers_autoprobe': None if autoprobe is None else autoprobe == '1',
-        'vfs': [{'index': index, 'address': links[index], 'driver': sysfs.driver(links[index])}
-                for index in sorted(links)],
-    }
+    if 'sriov_totalvfs' not in entries:
+        return None
+    state = sriov_state(base, entries)
+    if state['totalvfs'] is None:
+        return None
+    state['numvfs'] = state['numvfs'] or 0
+    return state
 
 
 def _pf_address(text, what):
