@@ -60,7 +60,7 @@ options:
     description:
       - Addresses of the PCI functions, V(DDDD:BB:DD.F) or the short V(BB:DD.F) (domain 0000).
       - An SR-IOV virtual function may be named by its physical function and index, V(PF/vfN) such as
-        V(0000:03:00.0/vf1): the task resolves it on the host, when it runs, through the PF's C(virtfnN) link
+        V(0000:03:00.0/vf1); the task resolves it on the host, when it runs, through the PF's C(virtfnN) link
         (M(xenpci.passthrough.pci_sriov) creates the VFs). An index the PF does not have (see its
         RV(xenpci.passthrough.pci_info#module:devices[].sriov)) is refused before anything changes.
       - Wildcards are not accepted; repeats of one device (short and long form) count once.

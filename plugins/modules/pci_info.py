@@ -173,7 +173,7 @@ devices:
     sriov:
       description:
         - A physical function's SR-IOV state (its C(sriov_*) files); null for a function without SR-IOV (a VF
-          included: its RV(devices[].physfn) names its PF).
+          included, whose RV(devices[].physfn) names its PF).
         - M(xenpci.passthrough.pci_sriov) sets the number of VFs; M(xenpci.passthrough.pci_assignable) takes a VF by
           its PF and index as V(PF/vfN).
       type: dict
