@@ -167,3 +167,22 @@ def test_pci_info_reports_each_pf_sriov_state(sriov):
     assert devices[PF]['virtfns'] == [first, second]
     assert devices[first]['sriov'] is None and devices[first]['physfn'] == PF
     assert devices[E1000_A]['sriov'] is None
+
+
+@pytest.mark.parametrize('planted', ['file', 'directory'])
+def test_a_symbolic_link_at_the_rule_file_or_its_directory_is_refused(sriov, tmp_path, planted):
+    path = rules_path(sriov.kernel.paths)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    if planted == 'file':
+        os.makedirs(os.path.dirname(path))
+        (elsewhere / 'target').write_text('')
+        os.symlink(str(elsewhere / 'target'), path)
+    else:
+        os.makedirs(os.path.dirname(os.path.dirname(path)))
+        os.symlink(str(elsewhere), os.path.dirname(path))
+    before = HostSnapshot.take(sriov.kernel.root, sriov.xen)
+    result = sriov(pci_sriov, pf=PF, numvfs=2)
+    assert result['failed'] is True and 'nothing was changed' in result['msg'], result
+    assert_unchanged(before, sriov.kernel.root, sriov.xen)
+    assert os.listdir(str(elsewhere)) == (['target'] if planted == 'file' else [])
