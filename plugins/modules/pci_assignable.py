@@ -59,6 +59,10 @@ options:
   devices:
     description:
       - Addresses of the PCI functions, V(DDDD:BB:DD.F) or the short V(BB:DD.F) (domain 0000).
+      - An SR-IOV virtual function may be named by its physical function and index, V(PF/vfN) such as
+        V(0000:03:00.0/vf1); the task resolves it on the host, when it runs, through the PF's C(virtfnN) link
+        (M(xenpci.passthrough.pci_sriov) creates the VFs). An index the PF does not have (see its
+        RV(xenpci.passthrough.pci_info#module:devices[].sriov)) is refused before anything changes.
       - Wildcards are not accepted; repeats of one device (short and long form) count once.
       - An empty list changes nothing and warns (it usually means that a selection upstream matched no device).
     type: list
@@ -179,6 +183,10 @@ EXAMPLES = r'''
     state: absent
     reset_method: default
 
+- name: Make two SR-IOV virtual functions of a NIC assignable, named by their PF and index
+  xenpci.passthrough.pci_assignable:
+    devices: ['0000:03:00.0/vf0', '0000:03:00.0/vf1']
+
 - name: Hold a device even though the host uses it (for example a second GPU that is the boot VGA)
   xenpci.passthrough.pci_assignable:
     devices: ['0000:01:00.0', '0000:01:00.1']
@@ -221,6 +229,10 @@ devices:
     recovered:
       description: The device was half-moved by an interrupted run and this run finished the move.
       type: bool
+    sriov_vf:
+      description: V(PF/vfN) when the device was named so in O(devices) (RV(devices[].address) is the VF's address).
+      type: str
+      sample: '0000:03:00.0/vf1'
     reset_method:
       description:
         - The reset methods the kernel has enabled for the device after the task, in its order (in check mode, the
@@ -258,6 +270,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import controller_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.reset_method import ResetMethodError
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sriov import SriovError, resolve_vf_references
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.assignable import AssignableTask
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import (
     PassthroughError,
@@ -289,7 +302,10 @@ def main():
     binder = open_binder(paths, commands, check_mode=module.check_mode, force=params['force'],
                          quarantine=params['quarantine'], reset=params['reset'], functions=params['functions'],
                          require_reset=params['require_reset'], controller_address=controller_address())
+    vf_names = {}
     try:
+        # A VF named PF/vfN becomes its address now; a bad one is refused before the lock is created.
+        params['devices'], vf_names = resolve_vf_references(binder.sysfs, params['devices'])
         # A bad address, and a host that is not a dom0 with xen-pciback, are refused before the lock is created.
         addresses = parse_devices(params['devices'])
         if not addresses:
@@ -298,7 +314,7 @@ def main():
         binder.require_host()
         task = AssignableTask(paths, binder, params, addresses, labels=module)
         result = task.run(module.check_mode)
-    except ResetMethodError as exc:
+    except (ResetMethodError, SriovError) as exc:
         module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     except PassthroughError as exc:
         module.fail_json(msg=str(exc), devices=exc.results, notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
@@ -306,6 +322,9 @@ def main():
         module.fail_json(msg=str(exc), devices=[], notes=binder.notes, hypervisor_limit=binder.hypervisor_limit)
     for warning in binder.warnings:
         module.warn(warning)
+    for device in result['devices']:
+        if device['address'] in vf_names:
+            device['sriov_vf'] = vf_names[device['address']]
     if module._diff:
         result['diff'] = task.diff(result['devices'])
     module.exit_json(**result)

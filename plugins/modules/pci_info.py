@@ -14,7 +14,8 @@ short_description: Report a host's PCI devices and its readiness for Xen PCI pas
 version_added: 0.1.0
 description:
   - Reads the host's PCI devices from sysfs and reports, per device, its ids, class, names, driver,
-    IOMMU group, SR-IOV links, reset methods, network interfaces and block devices, and why the host
+    IOMMU group, SR-IOV links and state (total and current VFs, autoprobe, each VF's driver), reset methods,
+    network interfaces and block devices, and why the host
     itself needs it (default route, the connection to the controller, the root or boot file system, the boot VGA).
   - Reports the passthrough view of each device (bound to pciback, pciback slot, original driver on record,
     the domain using it) and of the host (Xen, dom0, xen-pciback, IOMMU, toolstack), with a list of problems
@@ -169,6 +170,41 @@ devices:
       description: SR-IOV virtual functions of a physical function.
       type: list
       elements: str
+    sriov:
+      description:
+        - A physical function's SR-IOV state (its C(sriov_*) files); null for a function without SR-IOV (a VF
+          included, whose RV(devices[].physfn) names its PF).
+        - M(xenpci.passthrough.pci_sriov) sets the number of VFs; M(xenpci.passthrough.pci_assignable) takes a VF by
+          its PF and index as V(PF/vfN).
+      type: dict
+      contains:
+        totalvfs:
+          description: The most VFs the PF offers (C(sriov_totalvfs)).
+          type: int
+          sample: 7
+        numvfs:
+          description: The VFs enabled now (C(sriov_numvfs)).
+          type: int
+          sample: 2
+        drivers_autoprobe:
+          description: Whether dom0 drivers probe new VFs (C(sriov_drivers_autoprobe)).
+          type: bool
+        vfs:
+          description: The VFs, by index.
+          type: list
+          elements: dict
+          contains:
+            index:
+              description: The VF's index (the PF's C(virtfnN) link).
+              type: int
+            address:
+              description: The VF's address.
+              type: str
+              sample: '0000:03:10.0'
+            driver:
+              description: The VF's driver, or null.
+              type: str
+              sample: igbvf
     bridge:
       description: The device is a bridge (class 06).
       type: bool

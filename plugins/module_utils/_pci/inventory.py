@@ -63,6 +63,25 @@ def _ids_from_modalias(modalias):
             (base + sub + interface).lower())
 
 
+def sriov_state(base, entries):
+    """The SR-IOV state of the PF whose sysfs directory is ``base`` (``entries``: its names), for a function that
+    has ``sriov_totalvfs`` (only a PF shows it): read only for those, each VF's driver through its ``virtfnN`` link."""
+    vfs = []
+    for name in entries:
+        if name.startswith('virtfn') and name[6:].isdigit():
+            vfs.append({'index': int(name[6:]), 'address': link_name(base + '/' + name),
+                        'driver': link_name(base + '/' + name + '/driver')})
+    vfs.sort(key=lambda vf: vf['index'])
+    counts = [read_text(base + '/' + name) for name in ('sriov_totalvfs', 'sriov_numvfs')]
+    autoprobe = read_text(base + '/sriov_drivers_autoprobe') if 'sriov_drivers_autoprobe' in entries else None
+    return {
+        'totalvfs': int(counts[0]) if counts[0] and counts[0].isdigit() else None,
+        'numvfs': int(counts[1]) if counts[1] and counts[1].isdigit() else None,
+        'drivers_autoprobe': None if autoprobe is None else autoprobe == '1',
+        'vfs': vfs,
+    }
+
+
 def read_devices(sysfs, addresses=None):
     """{address: device record} for ``addresses`` (default: all), read from sysfs only."""
     all_addresses = sysfs.addresses()
@@ -100,10 +119,13 @@ def read_devices(sysfs, addresses=None):
             'multifunction': slot_counts.get(slot_of(address), 0) > 1,
             'boot_vga': read_text(base + '/boot_vga') == '1' if 'boot_vga' in entries else False,
             'reset_methods': [],
+            'sriov': None,
         }
         if 'driver_override' in entries:
             override = read_text(base + '/driver_override')
             record['driver_override'] = None if override in (None, '', '(null)') else override
+        if 'sriov_totalvfs' in entries:
+            record['sriov'] = sriov_state(base, entries)
         if 'reset_method' in entries:
             record['reset_methods'] = (read_text(base + '/reset_method') or '').split()
         elif 'reset' in entries:

@@ -11,7 +11,8 @@ run unchanged on it. Writes go through ``KernelSysfs``, the collection's own ``P
 the kernel's behaviour added after the real write: writing an address to ``drivers/X/unbind``
 removes the ``driver`` link, pciback's ``bind`` only takes a device in ``slots`` (or with
 ``driver_override`` = pciback), ``remove_slot`` of an unknown address fails with ENOENT,
-``reset_method`` takes what Linux 5.15+ takes (see ``_reset_method``), and any write can be made
+``reset_method`` takes what Linux 5.15+ takes (see ``_reset_method``), ``sriov_numvfs`` creates and
+removes virtual functions as ``sriov_numvfs_store`` does (see ``add_sriov``), and any write can be made
 to fail with an errno on demand.
 """
 
@@ -22,6 +23,7 @@ __metaclass__ = type
 import errno
 import os
 import re
+import shutil
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
@@ -76,6 +78,7 @@ class FakeKernel:
         self._devices = {}          # address -> dict(vendor, device, dir)
         self._unplugged = {}        # address -> what add_device recorded, for rescan()
         self._after_writes = {}     # path relative to root -> [callable, ...] to run after the next write
+        self.sriov_configure = set()    # drivers that implement sriov_configure (can set sriov_numvfs)
         os.makedirs(os.path.join(self.root, 'sys', 'devices', 'pci0000:00'))
         os.makedirs(self.paths.pci_devices)
         os.makedirs(self.paths.pci_drivers)
@@ -191,6 +194,41 @@ class FakeKernel:
             self._bind(address, driver)
         return directory
 
+    def add_sriov(self, address, totalvfs=7, vf_device='10ca', vf_driver='igbvf', offset=0x80, stride=2,
+                  configurable=True):
+        """Give the function ``address`` (a PF) an SR-IOV capability, as ``sriov_pf_dev_attr_group`` shows it.
+
+        ``vf_driver``: the dom0 driver that claims its VFs (``vendor``:``vf_device``), or None;
+        ``configurable``: the PF's driver implements ``sriov_configure`` (needed to write ``sriov_numvfs``).
+        A VF's address is the PF's routing id plus ``offset`` + ``stride`` * index (pci_iov_virtfn_bus/devfn).
+        """
+        info = self._devices[address]
+        info['sriov'] = {'totalvfs': totalvfs, 'vf_device': vf_device, 'offset': offset, 'stride': stride,
+                         'numvfs': 0, 'autoprobe': True}
+        for name, text in (('sriov_totalvfs', str(totalvfs)), ('sriov_numvfs', '0'), ('sriov_drivers_autoprobe', '1'),
+                           ('sriov_offset', str(offset)), ('sriov_stride', str(stride)), ('sriov_vf_device', vf_device)):
+            _write_file(os.path.join(info['dir'], name), text + '\n')
+        if vf_driver:
+            if vf_driver not in self.driver_ids:
+                self.add_driver(vf_driver)
+            self.driver_ids[vf_driver].add((info['vendor'], vf_device))
+        if configurable and self.driver(address) is not None:
+            self.sriov_configure.add(self.driver(address))
+
+    def vf_address(self, pf, index):
+        """The address of VF ``index`` of ``pf`` (pci_iov_virtfn_bus and pci_iov_virtfn_devfn)."""
+        match = _SLOT_RE.match(pf)
+        sriov = self._devices[pf]['sriov']
+        rid = (int(match.group(2), 16) << 8 | int(match.group(3), 16) << 3 | int(match.group(4))) \
+            + sriov['offset'] + sriov['stride'] * index
+        return '%s:%02x:%02x.%d' % (match.group(1), rid >> 8, (rid & 0xff) >> 3, rid & 7)
+
+    def numvfs(self, pf):
+        return self._devices[pf]['sriov']['numvfs']
+
+    def autoprobe(self, pf):
+        return self._devices[pf]['sriov']['autoprobe']
+
     def add_interface(self, interface, address=None, lower=()):
         """A network interface on the device ``address``, or a virtual one over ``lower`` interfaces."""
         if address:
@@ -290,6 +328,10 @@ class FakeKernel:
         if os.path.basename(path) == 'reset_method':
             # The kernel refuses before it changes anything: the file keeps what it showed.
             self._reset_method(os.path.basename(os.path.dirname(path)), text)
+        if os.path.basename(path) == 'sriov_numvfs':
+            self._sriov_numvfs(os.path.basename(os.path.dirname(path)), text)
+        if os.path.basename(path) == 'sriov_drivers_autoprobe':
+            _kstrtobool(text)
 
     def after_write(self, path, text):
         """Apply the kernel's meaning of a write; raise OSError as the kernel's write() would."""
@@ -323,7 +365,73 @@ class FakeKernel:
             address = os.path.basename(directory)
             self.resets[address] = self.resets.get(address, 0) + 1
             return None
+        if name == 'sriov_drivers_autoprobe':
+            self._devices[parent]['sriov']['autoprobe'] = _kstrtobool(text)
+            return _write_file(path, '1\n' if _kstrtobool(text) else '0\n')
+        if name == 'sriov_numvfs':
+            return self._set_numvfs(os.path.basename(directory), self._sriov_numvfs(os.path.basename(directory), text))
         return None
+
+    def _sriov_numvfs(self, address, text):
+        """The number of VFs a ``sriov_numvfs`` write asks for, or the OSError sriov_numvfs_store returns.
+
+        drivers/pci/iov.c: not a u16 is EINVAL; more than sriov_totalvfs is ERANGE; the current
+        number is a success that changes nothing (even without a driver); a PF without a driver, or
+        whose driver has no ``sriov_configure``, is ENOENT; 0 disables every VF; any other number
+        while VFs are enabled is EBUSY (the spec allows no partial change: through 0).
+        """
+        try:
+            wanted = int(text.strip(), 0)
+        except ValueError:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if not 0 <= wanted <= 0xffff:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if wanted > self._devices[address]['sriov']['totalvfs']:
+            raise OSError(errno.ERANGE, os.strerror(errno.ERANGE))
+        current = self.numvfs(address)
+        if wanted == current:
+            return wanted
+        driver = self.driver(address)
+        if driver is None or driver not in self.sriov_configure:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if wanted and current:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return wanted
+
+    def _set_numvfs(self, pf, wanted):
+        """sriov_enable / sriov_disable: add the VFs (probed only when ``sriov_drivers_autoprobe`` is 1), or remove them."""
+        info = self._devices[pf]
+        current = self.numvfs(pf)
+        if wanted == current:
+            return _write_file(os.path.join(info['dir'], 'sriov_numvfs'), '%d\n' % current)
+        if wanted == 0:
+            for index in reversed(range(current)):
+                self._remove_vf(pf, index)
+        else:
+            parent_dir = os.path.dirname(info['dir'])
+            parent = os.path.basename(parent_dir) if parent_dir != os.path.join(self.root, 'sys', 'devices', 'pci0000:00') else None
+            class_code = _read_file(os.path.join(info['dir'], 'class')).strip()[2:]
+            for index in range(wanted):
+                vf = self.vf_address(pf, index)
+                directory = self.add_device(vf, vendor=info['vendor'], device=info['sriov']['vf_device'],
+                                            class_code=class_code, parent=parent, reset_methods='flr')
+                _symlink(directory, os.path.join(info['dir'], 'virtfn%d' % index))
+                _symlink(info['dir'], os.path.join(directory, 'physfn'))
+                if self.autoprobe(pf):
+                    self._probe(vf)
+        info['sriov']['numvfs'] = wanted
+        return _write_file(os.path.join(info['dir'], 'sriov_numvfs'), '%d\n' % wanted)
+
+    def _remove_vf(self, pf, index):
+        """pci_iov_remove_virtfn: the links go, the VF's driver (pciback too) lets go, the function leaves the bus."""
+        link = os.path.join(self._devices[pf]['dir'], 'virtfn%d' % index)
+        vf = os.path.basename(os.readlink(link))
+        os.unlink(link)
+        driver = self.driver(vf)
+        if driver is not None:
+            self._unbind(vf, driver)
+        os.unlink(os.path.join(self.paths.pci_devices, vf))
+        shutil.rmtree(self._devices.pop(vf)['dir'])
 
     def _reset_method(self, address, text):
         """The methods a ``reset_method`` write enables (reset_method_store, Linux 5.15+), or OSError(EINVAL).
@@ -392,6 +500,9 @@ class FakeKernel:
     def _unbind(self, address, driver):
         if self.driver(address) != driver:
             raise OSError(errno.ENODEV, 'No such device')
+        if 'sriov' in self._devices[address] and driver in self.sriov_configure:
+            # A PF driver's remove() disables SR-IOV: its VFs go with it (and come back only if configured again).
+            self._set_numvfs(address, 0)
         os.unlink(os.path.join(self._devices[address]['dir'], 'driver'))
         os.unlink(os.path.join(self.paths.pci_drivers, driver, address))
         if driver == PCIBACK:
@@ -417,6 +528,16 @@ class FakeKernel:
                 self._probe(address)
                 return True
         return False
+
+
+def _kstrtobool(text):
+    """lib/kstrtox.c kstrtobool: y/Y/1/on true, n/N/0/off false, anything else EINVAL."""
+    value = text.strip('\n')
+    if value[:1] in ('y', 'Y', '1') or value[:2].lower() == 'on':
+        return True
+    if value[:1] in ('n', 'N', '0') or value[:2].lower() == 'of':
+        return False
+    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
 
 
 class KernelSysfs(PciSysfs):
