@@ -25,8 +25,9 @@ description:
     rule file C(/etc/udev/rules.d/70-xenpci-passthrough-sriov.rules), a file of this collection's own, keyed on
     the PF's address and its vendor and device ids. Other PFs' lines stay; the file goes when no line is left.
   - A VF cannot be hidden at boot with xen-pciback's C(hide=) parameter (it does not exist yet when pciback parses
-    it); make VFs assignable with M(xenpci.passthrough.pci_assignable), which takes them by PF and index
-    (V(0000:03:00.0/vf0)). See C(docs/sriov.md).
+    it): O(hold_vfs) has pciback take the VFs meant for guests as they appear, at every boot, and
+    M(xenpci.passthrough.pci_assignable) takes them now, by PF and index (V(0000:03:00.0/vf0)). See
+    C(docs/sriov.md).
   - Refuses, before anything changes, a malformed address, a function that does not exist, has no SR-IOV
     capability or is itself a VF, a number above the PF's C(sriov_totalvfs), and a change of the number on a PF
     held by pciback or without a driver.
@@ -76,6 +77,17 @@ options:
         the one this task set.
     type: bool
     default: true
+  hold_vfs:
+    description:
+      - The VFs, by index, that xen-pciback takes at every boot as soon as they appear, for guests: a line each in
+        the rule file after the PF's, which gives the VF a pciback slot and binds it (udev writes xen-pciback's
+        C(new_slot) and C(bind) through the VF's C(subsystem) link), so that no dom0 driver ever holds it.
+      - Needs O(autoprobe=false) (or a PF whose C(sriov_drivers_autoprobe) is off already), else a dom0 driver
+        takes each new VF before udev runs, and O(persistent=true). It keeps them at boot only; to hold them now,
+        give them to M(xenpci.passthrough.pci_assignable) (V(0000:03:00.0/vf0)).
+      - Omitted, the lines there are kept (those past a smaller O(numvfs) go); V([]) removes them.
+    type: list
+    elements: int
   force:
     description:
       - Change the number even though VFs that are in use (on pciback, held, used by a domain, needed by the host)
@@ -109,7 +121,14 @@ EXAMPLES = r'''
     numvfs: 4
     autoprobe: false
 
-- name: Make two of them assignable to guests, named by their PF and index
+- name: Keep VF 0 and VF 1 on xen-pciback at every boot, as soon as they appear
+  xenpci.passthrough.pci_sriov:
+    pf: '0000:03:00.0'
+    numvfs: 4
+    autoprobe: false
+    hold_vfs: [0, 1]
+
+- name: Make two of them assignable to guests now, named by their PF and index
   xenpci.passthrough.pci_assignable:
     devices: ['0000:03:00.0/vf0', '0000:03:00.0/vf1']
 
@@ -219,6 +238,7 @@ def main():
             numvfs=dict(type='int', required=True),
             autoprobe=dict(type='bool'),
             persistent=dict(type='bool', default=True),
+            hold_vfs=dict(type='list', elements='int'),
             force=dict(type='bool', default=False),
             lock_timeout=dict(type='int', default=120),
         ),
@@ -232,7 +252,7 @@ def main():
     def plan():
         return plan_sriov(paths, sysfs, params['pf'], params['numvfs'], autoprobe=params['autoprobe'],
                           persistent=params['persistent'], force=params['force'], domains=domains,
-                          controller_address=controller_address())
+                          controller_address=controller_address(), hold_vfs=params['hold_vfs'])
     try:
         # A bad request is refused before the lock (and its directory) is created.
         planned = plan()

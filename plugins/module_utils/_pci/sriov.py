@@ -26,7 +26,9 @@ What the kernel does (drivers/pci/iov.c, drivers/pci/pci-driver.c, drivers/base/
 Persistence is a udev rule file of the collection's own, one line per PF, keyed on its address and
 its vendor and device ids, that writes ``sriov_drivers_autoprobe`` (when given) then ``sriov_numvfs`` on
 ``add`` and ``bind`` while a driver other than pciback holds the PF. xen-pciback's ``hide=`` cannot
-name a VF: it is parsed when pciback loads, long before the PF's driver creates the VF.
+name a VF: it is parsed when pciback loads, long before the PF's driver creates the VF. The VFs meant for
+guests (``hold_vfs``) get a line each, on their own ``add`` event: a pciback slot and a bind, through
+the VF's ``subsystem`` link, with autoprobe off so that no dom0 driver takes them first.
 
 ``plan_sriov`` reads and decides everything (refusals included) before anything is written;
 ``SriovPlan.apply`` writes sysfs and the rule file. ``resolve_vf_references`` turns ``PF/vfN`` into
@@ -71,6 +73,11 @@ RULES_HEADER = ('# Managed by the xenpci.passthrough collection (xenpci.passthro
 _RULE_RE = re.compile(r'^ACTION=="add\|bind", SUBSYSTEM=="pci", KERNEL=="([^"]*)", ATTR\{vendor\}=="0x([0-9a-f]{4})", '
                       r'ATTR\{device\}=="0x([0-9a-f]{4})", DRIVER=="\?\*", DRIVER!="pciback", '
                       r'(?:ATTR\{sriov_drivers_autoprobe\}="([01])", )?ATTR\{sriov_numvfs\}="(\d+)"\Z')
+# A VF held for guests at every boot: xen-pciback takes it as it appears (a slot of its own, then bind), through the
+# VF's "subsystem" link (/sys/bus/pci); autoprobe off keeps every dom0 driver from it until then.
+_HOLD_RE = re.compile(r'^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="([^"]*)", TEST=="physfn", DRIVER!="\?\*", '
+                      r'ENV\{XENPCI_PASSTHROUGH_VF\}="([^"/]*)/vf(\d+)", '
+                      r'ATTR\{subsystem/drivers/pciback/new_slot\}="\$kernel", ATTR\{subsystem/drivers/pciback/bind\}="\$kernel"\Z')
 _VF_REF_RE = re.compile(r'^(?P<pf>[^/\s]+)/vf(?P<index>\d+)\Z')
 _VIRTFN_RE = re.compile(r'^virtfn(\d+)\Z')
 
@@ -225,13 +232,18 @@ def vfs_in_use(paths, sysfs, vfs, domains, controller_address=None):
 
 # ---- the rule file ----------------------------------------------------------------------------
 def parse_rules(text, path):
-    """``{PF address: {vendor, device, autoprobe, numvfs}}`` of the collection's rule file; any other line is refused."""
+    """``{PF address: {vendor, device, autoprobe, numvfs, hold}}`` of the collection's rule file (``hold``: the
+    indexes of the VFs held for guests, each a line after its PF's); any other line is refused."""
     entries = {}
     for number, line in enumerate((text or '').split('\n'), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith('#'):
             continue
         match = _RULE_RE.match(stripped)
+        hold = _HOLD_RE.match(stripped)
+        if hold is not None and hold.group(2) in entries:
+            entries[hold.group(2)]['hold'].append(int(hold.group(3)))
+            continue
         if match is None or not is_canonical_address(match.group(1)):
             raise SriovError('%s line %d is not an SR-IOV rule this collection writes: %r; this file is managed by '
                              'the collection, move that line to another file; %s was left as it was and nothing was '
@@ -239,7 +251,7 @@ def parse_rules(text, path):
         autoprobe = match.group(4)
         entries[match.group(1)] = {'vendor': match.group(2), 'device': match.group(3),
                                    'autoprobe': None if autoprobe is None else autoprobe == '1',
-                                   'numvfs': int(match.group(5))}
+                                   'numvfs': int(match.group(5)), 'hold': []}
     return entries
 
 
@@ -250,11 +262,29 @@ def render_rule(address, entry):
             % (address, entry['vendor'], entry['device'], autoprobe, entry['numvfs']))
 
 
-def render_rules(entries):
-    """The rule file's text for ``entries``, or None when there is none."""
+def render_hold(vf, pf, index):
+    return ('ACTION=="add", SUBSYSTEM=="pci", KERNEL=="%s", TEST=="physfn", DRIVER!="?*", ENV{XENPCI_PASSTHROUGH_VF}="%s/vf%d", '
+            'ATTR{subsystem/drivers/pciback/new_slot}="$kernel", ATTR{subsystem/drivers/pciback/bind}="$kernel"\n'
+            % (vf, pf, index))
+
+
+def render_rules(entries, vf_address):
+    """The rule file's text for ``entries``, or None when there is none; ``vf_address(pf, index)`` gives a VF's address."""
     if not entries:
         return None
-    return RULES_HEADER + ''.join(render_rule(address, entries[address]) for address in sorted(entries))
+    return RULES_HEADER + ''.join(
+        render_rule(pf, entries[pf]) + ''.join(render_hold(vf_address(pf, index), pf, index) for index in entries[pf]['hold'])
+        for pf in sorted(entries))
+
+
+def vf_address(sysfs, pf, index):
+    """The address VF ``index`` of ``pf`` has (or will have): the PF's routing ID plus ``sriov_offset`` and ``index``
+    times ``sriov_stride`` (``pci_iov_virtfn_bus``, ``pci_iov_virtfn_devfn``)."""
+    address = parse_pci_address(pf)
+    offset = int(sysfs.attribute(pf, 'sriov_offset') or 0)
+    stride = int(sysfs.attribute(pf, 'sriov_stride') or 0)
+    routing_id = (address.bus << 8 | address.slot << 3 | address.function) + offset + stride * index
+    return '%04x:%02x:%02x.%x' % (address.domain, routing_id >> 8 & 0xff, routing_id >> 3 & 0x1f, routing_id & 7)
 
 
 # ---- the plan ---------------------------------------------------------------------------------
@@ -383,7 +413,7 @@ def _kernel_hint(exc, driver):
 
 
 def plan_sriov(paths, sysfs, pf_text, numvfs, autoprobe=None, persistent=True, force=False, domains=None,
-               controller_address=None):
+               controller_address=None, hold_vfs=None):
     """Decide what to do with the PF ``pf_text``; raise SriovError, before anything is written, for a bad address,
     a function without SR-IOV or that is itself a VF, a number out of range, a PF held by pciback or without a
     driver when the number changes, VFs in use that a change would remove (unless ``force``), or a rule file
@@ -413,6 +443,7 @@ def plan_sriov(paths, sysfs, pf_text, numvfs, autoprobe=None, persistent=True, f
     if driver is None and changing:
         raise SriovError('pf: %s has no driver: the kernel configures VFs through the PF\'s driver (writing '
                          'sriov_numvfs fails with ENOENT); bind its driver first; nothing was changed' % pf)
+    hold_vfs = _check_hold(pf, numvfs, before, autoprobe, persistent, hold_vfs)
     in_use = {}
     if changing and before['numvfs']:
         in_use = vfs_in_use(paths, sysfs, [vf['address'] for vf in before['vfs']], domains() if domains else {},
@@ -435,13 +466,33 @@ def plan_sriov(paths, sysfs, pf_text, numvfs, autoprobe=None, persistent=True, f
         raise SriovError('%s; nothing was changed' % exc)
     entries = parse_rules(text, path)
     if persistent and numvfs:
-        kept = (entries.get(pf) or {}).get('autoprobe')     # autoprobe omitted: its line keeps what it had
+        kept = entries.get(pf) or {}        # autoprobe and hold_vfs omitted: its lines keep what they had
         entries[pf] = {'vendor': _hex(sysfs.attribute(pf, 'vendor')), 'device': _hex(sysfs.attribute(pf, 'device')),
-                       'autoprobe': kept if autoprobe is None else autoprobe, 'numvfs': numvfs}
+                       'autoprobe': kept.get('autoprobe') if autoprobe is None else autoprobe, 'numvfs': numvfs,
+                       'hold': [index for index in (kept.get('hold', []) if hold_vfs is None else hold_vfs)
+                                if index < numvfs]}
     else:
         entries.pop(pf, None)
-    planned = PlannedFile(path, text, render_rules(entries), mode=0o644, own_file=True)
+    planned = PlannedFile(path, text, render_rules(entries, lambda pf, index: vf_address(sysfs, pf, index)),
+                          mode=0o644, own_file=True)
     return SriovPlan(sysfs, pf, driver, before, numvfs, autoprobe, planned, in_use)
+
+
+def _check_hold(pf, numvfs, before, autoprobe, persistent, hold_vfs):
+    """``hold_vfs`` sorted, or SriovError: an index out of range, or VFs to hold with autoprobe on or no rule file."""
+    if not hold_vfs:
+        return hold_vfs
+    wrong = [index for index in hold_vfs if index < 0 or index >= numvfs]
+    if wrong:
+        raise SriovError('hold_vfs: %s out of range for %s with numvfs %d (indexes 0-%d); nothing was changed'
+                         % (', '.join('vf%d' % index for index in wrong), pf, numvfs, numvfs - 1))
+    if not persistent:
+        raise SriovError('hold_vfs keeps VFs on pciback at every boot through the rule file: it needs persistent: '
+                         'true; nothing was changed')
+    if (before['drivers_autoprobe'] if autoprobe is None else autoprobe):
+        raise SriovError('hold_vfs needs autoprobe: false: with sriov_drivers_autoprobe on, a dom0 driver takes each '
+                         'new VF of %s before udev can hand it to pciback; nothing was changed' % pf)
+    return sorted(set(hold_vfs))
 
 
 def _index(state, address):

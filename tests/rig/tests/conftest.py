@@ -106,7 +106,8 @@ class Rig:
     ``multifunction`` (the functions of one e1000), ``msi_nics`` (e1000e NICs with MSI, the guest's), ``xhci``,
     ``bridges``, ``candidates``, ``isolation`` (the devices below a root port without ACS, a switch, a conventional
     PCI bridge: x86_64 only); ``linux_iommu_groups`` Linux's IOMMU groups on the same machine booted without Xen
-    (tests/rig/linux-iommu-groups; None where not recorded).
+    (tests/rig/linux-iommu-groups; None where not recorded); ``sriov_pf`` an SR-IOV physical function (x86_64 only:
+    QEMU's NVMe controller, two VFs).
     ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
     ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
     rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);
@@ -130,6 +131,7 @@ class Rig:
         self.bridges = self._list('RIG_PCI_BRIDGES')
         self.candidates = self._list('RIG_PCI_CANDIDATES')
         self.isolation = self._list('RIG_PCI_ISOLATION')
+        self.sriov_pf = env.get('RIG_PCI_SRIOV_PF') or None
         groups_file = os.environ.get('RIG_LINUX_IOMMU_GROUPS')
         self.linux_iommu_groups = None
         if groups_file:

@@ -25,6 +25,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sriov impo
     render_rules,
     resolve_vf_references,
     rules_path,
+    virtfns,
 )
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.kernel import FakeKernel, KernelSysfs
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import HostSnapshot, assert_unchanged
@@ -264,13 +265,44 @@ def test_a_hand_edited_rule_file_is_refused(host):
     assert 'line 3 is not an SR-IOV rule' in str(caught.value) and host.numvfs(PF) == 0
 
 
+def hold(vf, pf, index):
+    return ('ACTION=="add", SUBSYSTEM=="pci", KERNEL=="%s", TEST=="physfn", DRIVER!="?*", ENV{XENPCI_PASSTHROUGH_VF}='
+            '"%s/vf%d", ATTR{subsystem/drivers/pciback/new_slot}="$kernel", ATTR{subsystem/drivers/pciback/bind}="$kernel"\n'
+            % (vf, pf, index))
+
+
 def test_rules_render_and_parse_back():
-    entries = {PF2: {'vendor': '8086', 'device': '10c9', 'autoprobe': False, 'numvfs': 2},
-               PF: {'vendor': '8086', 'device': '10c9', 'autoprobe': None, 'numvfs': 7}}
-    text = render_rules(entries)
-    assert text == RULES_HEADER + rule(PF, 7) + rule(PF2, 2, autoprobe=0)
+    entries = {PF2: {'vendor': '8086', 'device': '10c9', 'autoprobe': False, 'numvfs': 2, 'hold': [1]},
+               PF: {'vendor': '8086', 'device': '10c9', 'autoprobe': None, 'numvfs': 7, 'hold': []}}
+    text = render_rules(entries, lambda pf, index: 'vf-%s-%d' % (pf, index))
+    assert text == RULES_HEADER + rule(PF, 7) + rule(PF2, 2, autoprobe=0) + hold('vf-%s-1' % PF2, PF2, 1)
     assert parse_rules(text, 'f') == entries
-    assert render_rules({}) is None
+    assert render_rules({}, None) is None
+
+
+def test_vfs_held_at_every_boot_get_a_line_each_at_the_address_the_kernel_gives_them(host):
+    planned = plan(host, PF, 3, autoprobe=False, hold_vfs=[2, 0])
+    planned.apply()
+    vfs = virtfns(KernelSysfs(host), PF)
+    assert read_rules(host) == RULES_HEADER + rule(PF, 3, autoprobe=0) + hold(vfs[0], PF, 0) + hold(vfs[2], PF, 2)
+    assert plan(host, PF, 3).changed is False                  # hold_vfs omitted: the lines stay
+    assert plan(host, PF, 3, hold_vfs=[0, 2]).changed is False
+    plan(host, PF, 1).apply()                                   # fewer VFs: the held ones past the end go
+    assert read_rules(host) == RULES_HEADER + rule(PF, 1, autoprobe=0) + hold(vfs[0], PF, 0)
+    plan(host, PF, 1, hold_vfs=[]).apply()
+    assert read_rules(host) == RULES_HEADER + rule(PF, 1, autoprobe=0)
+
+
+@pytest.mark.parametrize('options, message', [
+    (dict(autoprobe=False, hold_vfs=[3]), 'hold_vfs: vf3 out of range'),
+    (dict(hold_vfs=[0]), 'needs autoprobe: false'),
+    (dict(autoprobe=False, hold_vfs=[0], persistent=False), 'needs persistent: true'),
+])
+def test_bad_hold_vfs_are_refused_before_anything_changes(host, options, message):
+    before = HostSnapshot.take(host.root)
+    with pytest.raises(SriovError, match=message):
+        plan(host, PF, 2, **options).apply()
+    assert_unchanged(before, host.root)
 
 
 # ---- VFs by PF and index ------------------------------------------------------------------------
