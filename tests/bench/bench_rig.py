@@ -19,6 +19,9 @@ controller (what a person running them waits for):
                the floor under every task figure
   unchanged    the pci_assignable task run again on devices it already holds (a run that changes nothing)
   task, no pipelining  the task with Ansible's pipelining off (the rig's inventory turns it on): what it saves
+  SR-IOV    where the rig has an SR-IOV PF (x86_64): 8 VFs made and each given to pciback, by raw sysfs
+            writes in one SSH call against a pci_sriov task and a pci_assignable task (PF/vfN), each
+            counted as its own work (minus a no-op task)
 
 Prints the times and the ratios; "own work" is a task's time minus the no-op task's. Run with a
 booted rig: ``make bench-rig`` (boots one when none runs, stops it afterwards).
@@ -73,6 +76,31 @@ XL_LOOP_PLAYBOOK = '''
       changed_when: true
 '''
 
+SRIOV_VFS = 8
+SRIOV_RAW_SCRIPT = r'''
+set -e
+cd /sys/bus/pci
+echo 0 > devices/%(pf)s/sriov_drivers_autoprobe
+echo %(vfs)d > devices/%(pf)s/sriov_numvfs
+for link in devices/%(pf)s/virtfn*; do
+    vf=$(basename "$(readlink "$link")")
+    echo pciback > "devices/$vf/driver_override"
+    echo "$vf" > drivers/pciback/new_slot
+    echo "$vf" > drivers/pciback/bind
+done
+'''
+SRIOV_RAW_UNDO = r'''
+cd /sys/bus/pci
+for link in devices/%(pf)s/virtfn*; do
+    vf=$(basename "$(readlink "$link")")
+    echo "$vf" > drivers/pciback/unbind
+    echo "$vf" > drivers/pciback/remove_slot
+    echo > "devices/$vf/driver_override"
+done
+echo 0 > devices/%(pf)s/sriov_numvfs
+echo 1 > devices/%(pf)s/sriov_drivers_autoprobe
+'''
+
 XL_SCRIPT = r'''
 set -e
 for d in %(devices)s; do xl pci-assignable-add "$d"; done
@@ -96,9 +124,35 @@ def drivers(ssh):
     return out.split()
 
 
+def rig_env(run_dir):
+    values = {}
+    with open(os.path.join(run_dir, 'rig.env')) as handle:
+        for line in handle:
+            name, sep, value = line.strip().partition('=')
+            if sep and not name.startswith('#'):
+                values[name] = value.strip('"')
+    return values
+
+
+def sriov(ssh, inventory, env, pf, no_op):
+    """{name: seconds} of 8 VFs made and held: raw sysfs writes, and the collection's two tasks."""
+    def module(name, args):
+        return timed(['ansible', 'xen_dom0', '-i', inventory, '-m', 'xenpci.passthrough.' + name,
+                      '-a', json.dumps(args)], env=env)
+    times = {'SR-IOV raw': timed(ssh + [SRIOV_RAW_SCRIPT % {'pf': pf, 'vfs': SRIOV_VFS}])}
+    timed(ssh + [SRIOV_RAW_UNDO % {'pf': pf}])
+    made = module('pci_sriov', {'pf': pf, 'numvfs': SRIOV_VFS, 'autoprobe': False, 'persistent': False})
+    held = module('pci_assignable', {'devices': ['%s/vf%d' % (pf, index) for index in range(SRIOV_VFS)]})
+    times['SR-IOV tasks, own work'] = made + held - 2 * no_op
+    module('pci_assignable', {'devices': ['%s/vf%d' % (pf, index) for index in range(SRIOV_VFS)], 'state': 'absent'})
+    module('pci_sriov', {'pf': pf, 'numvfs': 0, 'autoprobe': True, 'persistent': False})
+    return times
+
+
 def main():
-    inventory = os.path.join(os.environ.get('RIG_RUN_DIR') or os.path.join(
-        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'xenpci-rig', 'run'), 'inventory.ini')
+    run_dir = os.environ.get('RIG_RUN_DIR') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'xenpci-rig', 'run')
+    inventory = os.path.join(run_dir, 'inventory.ini')
     ssh = [os.path.join(RIG_DIR, 'ssh-dom0')]
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING='False')
     before = drivers(ssh)
@@ -132,6 +186,9 @@ def main():
     finally:
         os.unlink(handle.name)
     assert drivers(ssh) == before
+    pf = rig_env(run_dir).get('RIG_PCI_SRIOV_PF')
+    if pf:
+        times.update(sriov(ssh, inventory, env, pf, times['no-op task']))
     floor = 2 * times['no-op task']              # a task there and one back
     own = times['task'] - floor
     print('moving %d functions to pciback and back on the rig (wall clock, controller side):' % len(DEVICES))
@@ -145,6 +202,12 @@ def main():
     print('  unchanged / no-op task       %5.2f   (target 1.3)' % (times['unchanged'] / times['no-op task']))
     print('  task (no quarantine) / raw   %5.2f' % (times['task, no quarantine'] / times['raw']))
     print('  xl loop / task               %5.2f' % (times['xl loop'] / times['task']))
+    if pf:
+        print('%d SR-IOV VFs made and held (%s):' % (SRIOV_VFS, pf))
+        print('  %-22s %6.1f s' % ('raw', times['SR-IOV raw']))
+        print('  %-22s %6.1f s   (pci_sriov and pci_assignable, minus two no-op tasks)'
+              % ('tasks, own work', times['SR-IOV tasks, own work']))
+        print('  tasks own work / raw         %5.2f   (target 1.5)' % (times['SR-IOV tasks, own work'] / times['SR-IOV raw']))
     return 0
 
 

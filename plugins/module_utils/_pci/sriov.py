@@ -27,8 +27,9 @@ Persistence is a udev rule file of the collection's own, one line per PF, keyed 
 its vendor and device ids, that writes ``sriov_drivers_autoprobe`` (when given) then ``sriov_numvfs`` on
 ``add`` and ``bind`` while a driver other than pciback holds the PF. xen-pciback's ``hide=`` cannot
 name a VF: it is parsed when pciback loads, long before the PF's driver creates the VF. The VFs meant for
-guests (``hold_vfs``) get a line each, on their own ``add`` event: a pciback slot and a bind, through
-the VF's ``subsystem`` link, with autoprobe off so that no dom0 driver takes them first.
+guests (``hold_vfs``) get a line each, on their own ``add`` event: ``driver_override`` pciback (with
+autoprobe off the kernel probes a VF, even on an explicit bind, only through one: ``pci_device_can_probe``), a
+pciback slot and a bind, through the VF's ``subsystem`` link; autoprobe off keeps dom0's drivers away first.
 
 ``plan_sriov`` reads and decides everything (refusals included) before anything is written;
 ``SriovPlan.apply`` writes sysfs and the rule file. ``resolve_vf_references`` turns ``PF/vfN`` into
@@ -73,10 +74,11 @@ RULES_HEADER = ('# Managed by the xenpci.passthrough collection (xenpci.passthro
 _RULE_RE = re.compile(r'^ACTION=="add\|bind", SUBSYSTEM=="pci", KERNEL=="([^"]*)", ATTR\{vendor\}=="0x([0-9a-f]{4})", '
                       r'ATTR\{device\}=="0x([0-9a-f]{4})", DRIVER=="\?\*", DRIVER!="pciback", '
                       r'(?:ATTR\{sriov_drivers_autoprobe\}="([01])", )?ATTR\{sriov_numvfs\}="(\d+)"\Z')
-# A VF held for guests at every boot: xen-pciback takes it as it appears (a slot of its own, then bind), through the
-# VF's "subsystem" link (/sys/bus/pci); autoprobe off keeps every dom0 driver from it until then.
+# A VF held for guests at every boot: xen-pciback takes it as it appears (its driver_override, without which the kernel
+# probes no VF of a PF with autoprobe off, a pciback slot, then bind, through the VF's "subsystem" link, /sys/bus/pci);
+# autoprobe off keeps every dom0 driver from it until then.
 _HOLD_RE = re.compile(r'^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="([^"]*)", TEST=="physfn", DRIVER!="\?\*", '
-                      r'ENV\{XENPCI_PASSTHROUGH_VF\}="([^"/]*)/vf(\d+)", '
+                      r'ENV\{XENPCI_PASSTHROUGH_VF\}="([^"/]*)/vf(\d+)", ATTR\{driver_override\}="pciback", '
                       r'ATTR\{subsystem/drivers/pciback/new_slot\}="\$kernel", ATTR\{subsystem/drivers/pciback/bind\}="\$kernel"\Z')
 _VF_REF_RE = re.compile(r'^(?P<pf>[^/\s]+)/vf(?P<index>\d+)\Z')
 _VIRTFN_RE = re.compile(r'^virtfn(\d+)\Z')
@@ -264,7 +266,7 @@ def render_rule(address, entry):
 
 def render_hold(vf, pf, index):
     return ('ACTION=="add", SUBSYSTEM=="pci", KERNEL=="%s", TEST=="physfn", DRIVER!="?*", ENV{XENPCI_PASSTHROUGH_VF}="%s/vf%d", '
-            'ATTR{subsystem/drivers/pciback/new_slot}="$kernel", ATTR{subsystem/drivers/pciback/bind}="$kernel"\n'
+            'ATTR{driver_override}="pciback", ATTR{subsystem/drivers/pciback/new_slot}="$kernel", ATTR{subsystem/drivers/pciback/bind}="$kernel"\n'
             % (vf, pf, index))
 
 

@@ -126,6 +126,14 @@ class PciSysfs:
         """Ask the kernel to find a driver for ``address`` itself (``drivers_probe``)."""
         self.write(os.path.join(os.path.dirname(self.drivers_dir), 'drivers_probe'), address)
 
+    def probed_only_with_override(self, address):
+        """Whether the kernel probes the device only through a ``driver_override`` (``pci_device_can_probe``): a VF
+        whose PF has ``sriov_drivers_autoprobe`` 0, for which even an explicit bind fails with ENODEV without one."""
+        physfn = os.path.join(self.devices_dir, address, 'physfn')
+        if not os.path.islink(physfn):
+            return False
+        return (self.attribute(os.path.basename(os.readlink(physfn)), 'sriov_drivers_autoprobe') or '1').strip() == '0'
+
     def set_driver_override(self, address, driver):
         """Set ``driver_override``; None clears it."""
         self.write(os.path.join(self.devices_dir, address, 'driver_override'), (driver or '') + '\n')

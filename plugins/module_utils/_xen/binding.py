@@ -583,6 +583,8 @@ class PcibackBinder:
         address = plan.address
         if plan.override_before not in (None, PCIBACK):
             self.sysfs.set_driver_override(address, None)   # another driver's override would make bind fail
+        if plan.override_before != PCIBACK and self.sysfs.probed_only_with_override(address):
+            self.sysfs.set_driver_override(address, PCIBACK)
         if plan.driver_before:
             self.sysfs.unbind(address, plan.driver_before)
         if address not in self.sysfs.pciback_slots():

@@ -107,7 +107,7 @@ class Rig:
     ``bridges``, ``candidates``, ``isolation`` (the devices below a root port without ACS, a switch, a conventional
     PCI bridge: x86_64 only); ``linux_iommu_groups`` Linux's IOMMU groups on the same machine booted without Xen
     (tests/rig/linux-iommu-groups; None where not recorded); ``sriov_pf`` an SR-IOV physical function (x86_64 only:
-    QEMU's NVMe controller, two VFs).
+    QEMU's NVMe controller, eight VFs).
     ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
     ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
     rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);

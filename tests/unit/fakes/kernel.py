@@ -487,6 +487,12 @@ class FakeKernel:
             self._add_slot(address)     # pciback adds an overridden device to its slots
         if not self._matches(address, driver):
             raise OSError(errno.ENODEV, 'No such device')
+        physfn = os.path.join(self._devices[address]['dir'], 'physfn')
+        if os.path.islink(physfn) and not self.autoprobe(os.path.basename(os.readlink(physfn))) \
+                and self.override(address) is None:
+            # pci_device_can_probe: a VF of a PF with sriov_drivers_autoprobe 0 is probed only with a driver_override,
+            # an explicit bind included (pci_device_probe answers ENODEV)
+            raise OSError(errno.ENODEV, 'No such device')
         if address in self.refuse.get(driver, set()):
             raise OSError(errno.ENODEV, 'probe failed')
         device_dir = self._devices[address]['dir']
@@ -516,7 +522,11 @@ class FakeKernel:
         candidates += sorted(name for name in self.driver_ids if name != PCIBACK)
         for driver in candidates:
             if self._matches(address, driver) and address not in self.refuse.get(driver, set()):
-                return self._bind(address, driver)
+                try:
+                    return self._bind(address, driver)
+                except OSError as exc:
+                    if exc.errno != errno.ENODEV:   # __device_attach_driver takes ENODEV as "not this driver"
+                        raise
         return None
 
     def load_module_for(self, address):

@@ -186,3 +186,13 @@ def test_a_symbolic_link_at_the_rule_file_or_its_directory_is_refused(sriov, tmp
     assert result['failed'] is True and 'nothing was changed' in result['msg'], result
     assert_unchanged(before, sriov.kernel.root, sriov.xen)
     assert os.listdir(str(elsewhere)) == (['target'] if planted == 'file' else [])
+
+
+def test_a_vf_without_autoprobe_is_held_through_an_override_that_goes_with_it(sriov):
+    sriov(pci_sriov, pf=PF, numvfs=1, autoprobe=False)
+    vf = sriov.kernel.vf_address(PF, 0)
+    held = sriov(pci_assignable, devices=['%s/vf0' % PF])
+    assert held['changed'] is True and sriov.kernel.driver(vf) == 'pciback'
+    assert sriov.kernel.override(vf) == 'pciback'       # the kernel probes such a VF only through one
+    back = sriov(pci_assignable, devices=['%s/vf0' % PF], state='absent')
+    assert back.get('changed') is True and sriov.kernel.driver(vf) is None and sriov.kernel.override(vf) is None, back

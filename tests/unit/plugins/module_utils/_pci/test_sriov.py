@@ -165,6 +165,7 @@ def test_a_vf_on_pciback_is_named_and_the_change_refused_unless_force(host):
     plan(host, PF, 2, autoprobe=False).apply()
     vf = host.vf_address(PF, 1)
     sysfs.pciback_new_slot(vf)
+    sysfs.set_driver_override(vf, 'pciback')        # autoprobe off: the kernel probes the VF only with an override
     sysfs.bind(vf, 'pciback')
     before = HostSnapshot.take(host.root)
     with pytest.raises(SriovError) as caught:
@@ -255,6 +256,17 @@ def test_a_kernel_refusal_puts_autoprobe_back(host):
     assert not os.path.exists(rules_path(host.paths))
 
 
+def test_a_vf_of_a_pf_without_autoprobe_binds_only_with_an_override_which_the_binder_sets(host):
+    sysfs = KernelSysfs(host)
+    plan(host, PF, 2, autoprobe=False).apply()
+    vf = host.vf_address(PF, 0)
+    sysfs.pciback_new_slot(vf)
+    with pytest.raises(OSError) as caught:
+        sysfs.bind(vf, 'pciback')                   # what xl pci-assignable-add does: ENODEV here
+    assert caught.value.errno == errno.ENODEV
+    assert sysfs.probed_only_with_override(vf) is True and sysfs.probed_only_with_override(PF) is False
+
+
 def test_a_hand_edited_rule_file_is_refused(host):
     path = rules_path(host.paths)
     os.makedirs(os.path.dirname(path))
@@ -267,7 +279,7 @@ def test_a_hand_edited_rule_file_is_refused(host):
 
 def hold(vf, pf, index):
     return ('ACTION=="add", SUBSYSTEM=="pci", KERNEL=="%s", TEST=="physfn", DRIVER!="?*", ENV{XENPCI_PASSTHROUGH_VF}='
-            '"%s/vf%d", ATTR{subsystem/drivers/pciback/new_slot}="$kernel", ATTR{subsystem/drivers/pciback/bind}="$kernel"\n'
+            '"%s/vf%d", ATTR{driver_override}="pciback", ATTR{subsystem/drivers/pciback/new_slot}="$kernel", ATTR{subsystem/drivers/pciback/bind}="$kernel"\n'
             % (vf, pf, index))
 
 
