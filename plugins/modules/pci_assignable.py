@@ -83,15 +83,15 @@ options:
   force:
     description:
       - Take devices the host needs, bridges and part of a set that cannot be isolated, and release devices a domain uses.
-      - Act on an address whose recorded identity is not the device there now (see O(follow_identity)) as it is: a
+      - Act on an address whose recorded identity is not the device there now (see O(follow_identity)) as it is; a
         journal entry made for the other device is dropped, and its driver is not given to this one.
     type: bool
     default: false
   follow_identity:
     description:
       - Where the collection recorded a device (its journal, the C(# identity) comments of its xen-pciback
-        modprobe.d file) it keeps the device's identity beside the address: vendor, device, subsystem ids, class and
-        its path through the bridges. An address whose recorded identity is not the device there now (a card was
+        modprobe.d file) it keeps the device's identity beside the address (vendor, device, subsystem ids, class and
+        its path through the bridges). An address whose recorded identity is not the device there now (a card was
         added and the buses were renumbered) is refused, naming both identities, with nothing changed.
       - V(true) acts instead where the recorded device is now, found by its identity (ids; among devices with the
         same ids, the one in the recorded slot), and moves its journal entry there; RV(devices[].followed_from)

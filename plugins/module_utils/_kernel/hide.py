@@ -134,7 +134,7 @@ def names_device(entries, address, path=None):
     """True when an entry matches the function or a bridge above it (``path``: its identity's path)."""
     upstream = [address]
     if path:
-        upstream += [part for part in path.split('/')[1:-1]]
+        upstream += path.split('/')[1:-1]
     return any(entry_matches(entry, candidate) for entry in entries for candidate in upstream)
 
 
