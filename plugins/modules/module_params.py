@@ -28,6 +28,11 @@ description:
   - A built-in module takes its parameters from the kernel command line (C(xen-pciback.hide=...)), not from
     modprobe.d. The module says so and returns them in RV(cmdline) and RV(cmdline_params), for
     M(xenpci.passthrough.boot_cmdline) to put on the command line.
+  - For xen-pciback's C(hide), the file also records each hidden device's identity (ids, subsystem ids, class, path
+    through the bridges) in a C(# identity) comment, kept from when the address was first hidden. Adding an address
+    again whose recorded identity is not the device there now (a card added renumbered the buses) is refused and the
+    file left as it was; remove the address (O(state=absent)) and add the device's current address.
+    M(xenpci.passthrough.pci_info) reports such drift.
   - A file the collection owns that was changed by hand (a line other than C(options) for this module, an open
     quote, a bad address in C(hide)) is refused and left as it was.
 author:

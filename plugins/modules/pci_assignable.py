@@ -83,6 +83,22 @@ options:
   force:
     description:
       - Take devices the host needs, bridges and part of a set that cannot be isolated, and release devices a domain uses.
+      - Act on an address whose recorded identity is not the device there now (see O(follow_identity)) as it is; a
+        journal entry made for the other device is dropped, and its driver is not given to this one.
+    type: bool
+    default: false
+  follow_identity:
+    description:
+      - Where the collection recorded a device (its journal, the C(# identity) comments of its xen-pciback
+        modprobe.d file) it keeps the device's identity beside the address (vendor, device, subsystem ids, class and
+        its path through the bridges). An address whose recorded identity is not the device there now (a card was
+        added and the buses were renumbered) is refused, naming both identities, with nothing changed.
+      - V(true) acts instead where the recorded device is now, found by its identity (ids; among devices with the
+        same ids, the one in the recorded slot), and moves its journal entry there; RV(devices[].followed_from)
+        names the address the records named. An identity that matches no device (it left the host) or several is
+        refused, naming them.
+      - The hide list still names the old address; M(xenpci.passthrough.pci_info) reports it in
+        RV(xenpci.passthrough.pci_info#module:devices[].drift) until M(xenpci.passthrough.module_params) changes it.
     type: bool
     default: false
   reset:
@@ -229,6 +245,11 @@ devices:
     recovered:
       description: The device was half-moved by an interrupted run and this run finished the move.
       type: bool
+    followed_from:
+      description: With O(follow_identity=true), the address the records named when they were followed to this one.
+      type: str
+      returned: when a record was followed
+      sample: '0000:03:00.0'
     sriov_vf:
       description: V(PF/vfN) when the device was named so in O(devices) (RV(devices[].address) is the VF's address).
       type: str
@@ -287,6 +308,7 @@ def main():
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             restore=dict(type='bool', default=True),
             force=dict(type='bool', default=False),
+            follow_identity=dict(type='bool', default=False),
             reset=dict(type='bool', default=False),
             quarantine=dict(type='bool', default=True),
             lock_timeout=dict(type='int', default=120),
@@ -301,7 +323,8 @@ def main():
     commands = Commands.for_module(module)
     binder = open_binder(paths, commands, check_mode=module.check_mode, force=params['force'],
                          quarantine=params['quarantine'], reset=params['reset'], functions=params['functions'],
-                         require_reset=params['require_reset'], controller_address=controller_address())
+                         require_reset=params['require_reset'], follow_identity=params['follow_identity'],
+                         controller_address=controller_address())
     vf_names = {}
     try:
         # A VF named PF/vfN becomes its address now; a bad one is refused before the lock is created.

@@ -20,6 +20,10 @@ description:
   - Reports the passthrough view of each device (bound to pciback, pciback slot, original driver on record,
     the domain using it) and of the host (Xen, dom0, xen-pciback, IOMMU, toolstack), with a list of problems
     that stand in the way of passthrough.
+  - Reports each device's identity (ids, subsystem ids, class, path through the bridges), where the collection's
+    records (its journal, the C(# identity) comments of its xen-pciback modprobe.d file) name the address as
+    another device (RV(devices[].drift)), and its dom0 access status now and after the next boot
+    (RV(devices[].dom0_access)); recorded devices that left the host are in RV(host.notes).
   - Reading a host with thousands of PCI functions takes a fraction of a second; names come from C(pci.ids) when installed.
 author:
   - xenpci.passthrough maintainers (@xenpci)
@@ -237,6 +241,68 @@ devices:
       type: list
       elements: str
       sample: ['carries the default route (eno1)']
+    identity:
+      description:
+        - What the device is and where it sits, as the collection records it beside the address (in its journal and
+          as a C(# identity) comment of its xen-pciback modprobe.d file).
+        - Two identities are the same device when the ids are equal and, where both paths are known, the slots on
+          the way (the paths without bus numbers, which shift when a card is added).
+      type: dict
+      contains:
+        vendor:
+          description: Vendor id, hex.
+          type: str
+        device:
+          description: Device id, hex.
+          type: str
+        subsystem_vendor:
+          description: Subsystem vendor id, hex.
+          type: str
+        subsystem_device:
+          description: Subsystem device id, hex.
+          type: str
+        class:
+          description: Class code, six hex digits.
+          type: str
+        path:
+          description: The path through the bridges from the root bus, as in C(/sys/devices).
+          type: str
+          sample: pci0000:00/0000:00:1c.0/0000:03:00.0
+    drift:
+      description:
+        - The records that name this address as another device than the one there now (a card added renumbered the
+          buses, or one was swapped); empty when none does.
+        - M(xenpci.passthrough.pci_assignable) refuses such an address unless told to follow the identity
+          (O(xenpci.passthrough.pci_assignable#module:follow_identity)) or O(xenpci.passthrough.pci_assignable#module:force);
+          M(xenpci.passthrough.module_params) refuses to add it to the hide list again.
+      type: list
+      elements: dict
+      contains:
+        source:
+          description: V(journal) (the journal of original drivers) or V(hide) (the hide list of the collection's modprobe.d file).
+          type: str
+        recorded:
+          description: The identity recorded (as RV(devices[].identity)).
+          type: dict
+        message:
+          description: What was recorded and what is there, in words.
+          type: str
+    dom0_access:
+      description:
+        - Whether dom0 has the device now and will have it after the next boot, as XenServer's
+          C(PCI.get_dom0_access_status) says it, from the device's driver now and the hide list of the next boot
+          (RV(host.pciback.hide)). A device is hidden when a hide entry names it or a bridge above it.
+        - V(enabled) not on pciback, and the next boot does not hide it.
+        - V(disable_on_reboot) not on pciback, and the next boot hides it.
+        - V(disabled) on pciback, and the next boot hides it.
+        - V(enable_on_reboot) on pciback (moved there at run time), and the next boot does not hide it.
+        - V(hidden_but_claimed) the running xen-pciback was given it to hide and lists it in its C(slots), the next
+          boot hides it too, but another driver holds it; that driver took it before xen-pciback loaded (a native
+          driver in the initramfs); it will happen again at the next boot unless xen-pciback loads first.
+        - V(hide_unparsed) a hide list names it (the next boot's, or the one the running kernel was given) but the
+          kernel rejects that list (see RV(host.pciback.hide)); it hides nothing, this device included.
+      type: str
+      choices: [enabled, disable_on_reboot, disabled, enable_on_reboot, hidden_but_claimed, hide_unparsed]
     passthrough:
       description: The device's passthrough state.
       type: dict
@@ -368,6 +434,41 @@ host:
           description: The addresses bound to pciback.
           type: list
           elements: str
+        hide:
+          description:
+            - xen-pciback's hide lists as the kernel reads them (C(pcistub_init)), each null when there is none.
+          type: dict
+          contains:
+            boot:
+              description:
+                - The list the next boot gives xen-pciback. As a module, the last C(hide) of the modprobe.d files in
+                  modprobe's order, else a C(xen-pciback.hide=) of the kernel command line; built in, the command line.
+                  The command line read is the running kernel's C(/proc/cmdline), not the boot loader's
+                  configuration.
+              type: dict
+              contains:
+                source:
+                  description: The file and line, or C(/proc/cmdline).
+                  type: str
+                text:
+                  description: The list as written.
+                  type: str
+                  sample: (0000:03:00.0)(0000:04:00.0)
+                entries:
+                  description: The entries the kernel reads, canonical, C(*) for a wildcard slot or function.
+                  type: list
+                  elements: str
+                error:
+                  description:
+                    - Why the kernel rejects the list, else null. A list xen-pciback cannot read hides nothing at all
+                      (as a module it does not load); RV(host.problems) says so too.
+                  type: str
+            running:
+              description:
+                - The list the running xen-pciback was given (its C(hide) parameter, mode 0444, which shows the text
+                  as given), with the same keys as RV(host.pciback.hide.boot); null when xen-pciback is not loaded
+                  or was given none.
+              type: dict
     iommu:
       description: The IOMMU as Linux sees it.
       type: dict
@@ -400,7 +501,10 @@ host:
       type: list
       elements: str
     notes:
-      description: What the report could not say, such as names left null for want of C(pci.ids); each is also a warning.
+      description:
+        - What the report could not say, such as names left null for want of C(pci.ids), and what the collection's
+          records say that is no longer so (an address that names another device, a recorded device that left the
+          host); each is also a warning.
       type: list
       elements: str
 '''

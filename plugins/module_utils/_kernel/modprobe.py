@@ -268,11 +268,16 @@ def parse_owned(text, path, module):
     return [(name, params[name]) for name in order], spelling
 
 
-def render_owned(module, params):
-    """The owned file's text for ``params`` (``[(name, text)]``), or None when there is nothing to set."""
+def render_owned(module, params, comments=()):
+    """The owned file's text for ``params`` (``[(name, text)]``), or None when there is nothing to set.
+
+    ``comments``: lines written between the header and the ``options`` line (the identity of each hidden
+    device); the ``options`` line stays the file's last.
+    """
     if not params:
         return None
-    return OWNED_HEADER + 'options %s %s\n' % (module, ' '.join(format_param(name, text) for name, text in params))
+    return OWNED_HEADER + ''.join(line + '\n' for line in comments) + \
+        'options %s %s\n' % (module, ' '.join(format_param(name, text) for name, text in params))
 
 
 def merge_params(module, current, requested, state):

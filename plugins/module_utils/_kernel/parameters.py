@@ -43,6 +43,13 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.modprob
     render_owned,
     sysfs_name,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import (
+    describe,
+    format_comment,
+    identity_differs,
+    parse_comment,
+    read_identity,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs, read_text
 
 APPLIED = 'applied'
@@ -160,6 +167,44 @@ def _parses(module, text):
     return True
 
 
+# ---- the identities of hidden devices -----------------------------------------------------------
+
+def _hide_identities(paths, module, before, after, requested, state):
+    """The ``# identity`` comments of the owned file after the task, and whether one is new.
+
+    A hidden address keeps the identity recorded when it was first hidden; an address without one gets the
+    identity of the device there now. Adding an address whose recorded identity is not the device there now
+    is refused (the hide list would go on hiding another device than the one it was meant for).
+    """
+    if sysfs_name(module) != PCIBACK:
+        return [], False
+    recorded = {}
+    for line in (before or '').splitlines():
+        parsed = parse_comment(line)
+        if parsed is not None:
+            recorded[parsed[0]] = parsed[1]
+    hidden = parse_hide(dict(after).get('hide'), module)
+    named = parse_hide(dict(requested).get('hide'), module) if state == 'present' else []
+    drifted = []
+    comments = []
+    added = False
+    for address in hidden:
+        now = read_identity(paths.pci_devices, address)
+        identity = recorded.get(address)
+        if identity is not None and address in named and identity_differs(identity, now):
+            drifted.append('%s was hidden as %s, but %s is there now' % (address, describe(identity), describe(now)))
+        if identity is None and now is not None:
+            identity = now
+            added = True
+        if identity is not None:
+            comments.append(format_comment(address, identity))
+    if drifted:
+        raise ModprobeError('refusing to go on hiding another device: %s; remove the address from the hide list '
+                            '(state: absent) and add the device\'s current address (xenpci.passthrough.pci_info '
+                            'reports its drift); %s was left as it was' % ('; '.join(drifted), owned_file(paths, module)))
+    return comments, added
+
+
 # ---- the plan ----------------------------------------------------------------------------------
 
 def _requested(module, params, state):
@@ -260,7 +305,8 @@ def plan_module_params(paths, host, module, params, state, runtime=True, cmdline
     current, spelling = parse_owned(before, path, module) if before is not None else ([], None)
     spelling = spelling or module
     after = [] if (state == 'absent' and not requested) else merge_params(module, current, requested, state)
-    text = before if after == current else render_owned(spelling, after)
+    comments, identity_added = _hide_identities(paths, module, before, after, requested, state)
+    text = before if after == current and not identity_added else render_owned(spelling, after, comments)
     planned = PlannedFile(path, before, text, own_file=True)
     build = module_build(paths, host, module)
     loaded = module_loaded(paths, module)

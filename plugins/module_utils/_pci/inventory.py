@@ -63,6 +63,16 @@ def _ids_from_modalias(modalias):
             (base + sub + interface).lower())
 
 
+def read_ids(base):
+    """(vendor, device, subsystem vendor, subsystem device, class) of the function whose sysfs directory is ``base``:
+    one ``modalias`` read, or the five files where it has none."""
+    ids = _ids_from_modalias(read_text(base + '/modalias'))
+    if ids is None:
+        ids = tuple(_hex_id(read_text(base + '/' + name))
+                    for name in ('vendor', 'device', 'subsystem_vendor', 'subsystem_device', 'class'))
+    return ids
+
+
 def sriov_state(base, entries):
     """The SR-IOV state of the PF whose sysfs directory is ``base`` (``entries``: its names), for a function that
     has ``sriov_totalvfs`` (only a PF shows it): read only for those, each VF's driver through its ``virtfnN`` link."""
@@ -98,10 +108,7 @@ def read_devices(sysfs, addresses=None):
             entries = set(os.listdir(base))
         except OSError:
             continue
-        ids = _ids_from_modalias(read_text(base + '/modalias'))
-        if ids is None:
-            ids = tuple(_hex_id(read_text(base + '/' + name))
-                        for name in ('vendor', 'device', 'subsystem_vendor', 'subsystem_device', 'class'))
+        ids = read_ids(base)
         class_code = ids[4]
         record = {
             'address': address,

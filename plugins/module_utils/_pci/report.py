@@ -14,7 +14,9 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.hide import boot_hide, dom0_access, running_hide
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import parse_address_list
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import describe, device_path, identity_of
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.ids import PciNames
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory import (
     find_host_needs,
@@ -24,6 +26,12 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory 
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import coassignment_sets
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, PciSysfs
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.drift import (
+    find_drift,
+    gone_message,
+    recorded_identities,
+    source_name,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost, is_x86, pciback_symbol
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import DriverJournal, JournalError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack import (
@@ -110,8 +118,13 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
             host_report['notes'].append(
                 'no pci.ids on the host (looked for %s): vendor_name, device_name and class_name are null; the '
                 'pci.ids package (Debian) or hwdata (Red Hat) provides it' % ', '.join(paths.pci_ids_candidates))
+    identities, drift = _identities_and_drift(paths, sysfs, all_devices, selected, journal, host_report)
+    boot, running = _hide_lists(paths, host_report)
     for record in selected:
         address = record['address']
+        record['identity'] = identities[address]
+        record['drift'] = drift.get(address, [])
+        record['dom0_access'] = dom0_access(record['driver'], address, identities[address]['path'], boot, running, slots)
         group = record['iommu_group']
         record['iommu_group_devices'] = [member for member in groups.get(group, []) if member != address] if group else []
         record['coassignment'] = sets[address]
@@ -137,6 +150,46 @@ def build_report(paths, commands, device_filter, names=True, controller_address=
             'guest_configs': configs.files_naming(address),
         }
     return {'devices': selected, 'host': host_report}
+
+
+def _identities_and_drift(paths, sysfs, all_devices, selected, journal, host_report):
+    """({address: identity} of the selected and recorded devices, {address: [drift]}); the notes say what drifted
+    and which recorded devices left the host."""
+    records = recorded_identities(paths, journal)
+    identities = {}
+    for address in set(record['address'] for record in selected) | set(records):
+        if address in all_devices:
+            identities[address] = identity_of(all_devices[address], device_path(sysfs.devices_dir, address))
+    drift, gone = find_drift(paths, records, identities)
+    report = {}
+    for address, entries in drift.items():
+        for entry in entries:
+            message = '%s records %s as another device than the one there now: %s' % (
+                source_name(entry['source'], paths), address, _drift_text(entry))
+            report.setdefault(address, []).append({'source': entry['source'], 'recorded': entry['recorded'],
+                                                   'message': message})
+            host_report['notes'].append(message)
+    for address, source, identity in gone:
+        host_report['notes'].append(gone_message(paths, address, source, identity))
+    return identities, report
+
+
+def _drift_text(entry):
+    return 'recorded %s, now %s' % (describe(entry['recorded']), describe(entry['current']))
+
+
+def _hide_lists(paths, host_report):
+    """(the hide list of the next boot, the running xen-pciback's), in the host report; a list the kernel rejects
+    is a problem."""
+    boot = boot_hide(paths, host_report['pciback']['build'])
+    running = running_hide(paths)
+    host_report['pciback']['hide'] = {'boot': boot.as_dict() if boot else None,
+                                      'running': running.as_dict() if running else None}
+    for when, hide in (('the next boot', boot), ('the running kernel', running)):
+        if hide is not None and hide.error:
+            host_report['problems'].append('the hide list %s gives xen-pciback (%s) is one the kernel rejects: %s'
+                                           % (when, hide.source, hide.error))
+    return boot, running
 
 
 def _int_or_none(value):

@@ -63,8 +63,17 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.inventory 
     find_host_needs,
     read_devices,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import IdentityError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.isolation import coassignment_sets
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK, read_text
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.drift import (
+    JOURNAL,
+    current_identities,
+    drift_message,
+    find_drift,
+    follow,
+    recorded_identities,
+)
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import PCIBACK_MODULE, pciback_symbol
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import (
     HALF_DONE_PHASES,
@@ -149,6 +158,7 @@ class DevicePlan:
         self.original_driver = original
         self.original_source = source     # 'journal', 'xenstore', 'current driver', 'kernel probe' or None
         self.recovering = recovering
+        self.followed_from = None         # the address its records named, when they were followed to this one
         self.quarantined = None           # True/False once known
         self.quarantined_here = False     # this run quarantined it (undo: de-quarantine)
         self.dequarantined_here = False   # this run de-quarantined it (undo: quarantine again)
@@ -162,7 +172,7 @@ class DevicePlan:
         return parse_pci_address(self.address)
 
     def result(self):
-        return {
+        result = {
             'address': self.address,
             'action': self.action,
             'driver_before': self.driver_before,
@@ -173,6 +183,9 @@ class DevicePlan:
             'reset': self.reset_done,
             'recovered': self.recovering,
         }
+        if self.followed_from is not None:
+            result['followed_from'] = self.followed_from
+        return result
 
 
 def safety_refusals(plans, requested, records, inventory, force=False, require_reset=False):
@@ -234,7 +247,7 @@ class PcibackBinder:
 
     def __init__(self, paths, host, sysfs, journal, toolstack, commands, check_mode=False,
                  force=False, quarantine=True, reset=False, controller_address=None, functions='given',
-                 require_reset=False):
+                 require_reset=False, follow_identity=False):
         self.paths = paths
         self.host = host
         self.sysfs = sysfs
@@ -248,12 +261,16 @@ class PcibackBinder:
         self.controller_address = controller_address
         self.functions = functions        # 'all': a function named stands for every function of its device
         self.require_reset = require_reset
+        self.follow_identity = follow_identity    # act where a drifted address's recorded device is now
+        self.followed = {}                # new address -> the address its records named
         self.notes = []
         self.warnings = []
         self.hypervisor_limit = None
         self._boot_id = host.boot_id()
         self._quarantine_capable = None
         self._records = {}
+        self._identities = {}
+        self._stale = set()               # forced drifted addresses: their records are another device's
 
     # ---- entry point -------------------------------------------------------------------------
     def ensure(self, requested, state, restore=True):
@@ -266,8 +283,10 @@ class PcibackBinder:
         addresses = self._existing_devices(requested)
         pciback_loaded = self._require_pciback()
         journal = self.journal.load()
+        addresses, journal_moved = self._drift(addresses, journal)
         records = self._records = self._libxl_records()
         targets = self._targets(addresses, state, restore, journal)
+        self._identities = current_identities(self.sysfs.devices_dir, [address for address, _t, _r in targets])
         slots = self.sysfs.pciback_slots()
         snapshots = dict((address, (self.sysfs.driver(address), self.sysfs.driver_override(address), address in slots))
                          for address, _target, _give_back in targets)
@@ -277,7 +296,11 @@ class PcibackBinder:
         self._refuse_unsafe(plans, addresses, records)
         if state == STATE_PRESENT and self.quarantine and self.toolstack is not None and not self._all_quarantined(plans):
             self._can_quarantine()        # what the hypervisor lacks, if anything, goes in the result
+        for plan in plans:
+            plan.followed_from = self.followed.get(plan.address)
         work = [plan for plan in plans if plan.action != ACTION_NONE]
+        if journal_moved and not work and not self.check_mode:
+            self.journal.save(journal)      # the followed records, even when their devices need no move
         if work and not self.check_mode:
             if not pciback_loaded and any(plan.target == STATE_PRESENT for plan in work):
                 self._load_pciback()
@@ -304,6 +327,61 @@ class PcibackBinder:
         if self.functions == 'all':
             addresses = whole_devices(addresses, self.sysfs.addresses())
         return addresses
+
+    def _drift(self, addresses, journal):
+        """``(addresses, journal moved)``: the addresses to act on, once the records of each (its journal entry, its
+        hide list comment) are compared with the device there now (see ``_xen/drift.py``).
+
+        A drifted address is refused, unless ``follow_identity`` (the recorded device is found where it is now, by
+        its identity, and acted on there, its journal entry moving with it) or ``force`` (the address is acted on
+        as it is; a journal entry made for the other device is dropped, its driver not given to this one).
+        """
+        records = recorded_identities(self.paths, journal)
+        records = dict((address, records[address]) for address in addresses if address in records)
+        drift, _gone = find_drift(self.paths, records, current_identities(self.sysfs.devices_dir, records))
+        if not drift:
+            return addresses, False
+        messages = [drift_message(self.paths, address, entry) for address in sorted(drift) for entry in drift[address]]
+        if self.follow_identity:
+            return self._follow(addresses, journal, drift), True
+        if self.force:
+            for address in sorted(drift):
+                self._stale.add(address)
+                if any(entry['source'] == JOURNAL for entry in drift[address]):
+                    journal.pop(address, None)
+            self.notes.append('acted on the addresses as they are (force): %s; the journal entries and libxl records '
+                              'made for the other devices are not used' % '; '.join(messages))
+            return addresses, False
+        raise PassthroughError('refusing: %s; follow_identity: true acts on the recorded devices where they are now, '
+                               'force: true on the addresses as they are; nothing was changed' % '; '.join(messages))
+
+    def _follow(self, addresses, journal, drift):
+        """The addresses with each drifted one replaced by where its recorded device is now (PassthroughError naming
+        every identity that matches no device or several, or a device another record already names)."""
+        everything = self.sysfs.addresses()
+        result, refusals = [], []
+        for address in addresses:
+            if address not in drift:
+                result.append(address)
+                continue
+            recorded = drift[address][0]['recorded']
+            try:
+                found = follow(recorded, self.sysfs.devices_dir, everything)
+            except IdentityError as exc:
+                refusals.append('%s: %s' % (address, exc))
+                continue
+            if found != address and found in journal:
+                refusals.append('%s: its recorded device is at %s now, which the journal already records'
+                                % (address, found))
+                continue
+            if address in journal and (journal[address].get('identity') or {}) == recorded:
+                journal[found] = journal.pop(address)
+            self.followed[found] = address
+            self.notes.append('%s; followed it to %s' % (drift_message(self.paths, address, drift[address][0]), found))
+            result.append(found)
+        if refusals:
+            raise PassthroughError('refusing: %s; nothing was changed' % '; '.join(refusals))
+        return list(dict.fromkeys(result))
 
     def _targets(self, addresses, state, restore, journal):
         """(address, state, restore) for each device to plan: those requested, then those left half done."""
@@ -369,7 +447,7 @@ class PcibackBinder:
         ``xen_quarantines`` is Xen's answer, asked before planning when a held device may need quarantine again.
         """
         driver, _override, in_slots = snapshot
-        original, source = self._original_driver(address, driver, entry, records)
+        original, source = self._original_driver(address, driver, entry, {} if address in self._stale else records)
         recovering = entry is not None and entry['phase'] in HALF_DONE_PHASES
         if target == STATE_PRESENT:
             if driver != PCIBACK:
@@ -532,6 +610,9 @@ class PcibackBinder:
         else:
             quarantined_boot = None
         entry.update({'original_driver': plan.original_driver, 'phase': phase, 'quarantined_boot': quarantined_boot})
+        identity = self._identities.get(plan.address)
+        if identity is not None:
+            entry['identity'] = identity
         if plan.override_before not in (None, PCIBACK) and not entry.get('original_override'):
             entry['original_override'] = plan.override_before
         entry.setdefault('original_override', None)

@@ -19,6 +19,9 @@ Entry fields:
   phase            ``binding`` or ``releasing`` while a move runs, ``held`` once on pciback,
                    ``released`` when given up from pciback without a driver (restore: false)
   quarantined_boot the boot_id during which Xen quarantined the device, else None
+  identity         what the device is and where it sits (``_pci.identity``: vendor, device, subsystem
+                   ids, class, path), so that a later run sees when the address names another device;
+                   absent from the entries of journals written before it was recorded, which still load
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,6 +41,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.safe_file
     read_owned_file,
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import valid_identity
 
 JOURNAL_FORMAT = 1
 PHASE_BINDING = 'binding'
@@ -85,6 +89,10 @@ class DriverJournal:
         if bad:
             raise JournalError('the journal %s has malformed entries for %s; nothing was changed'
                                % (self.path, ', '.join(bad)))
+        for entry in devices.values():
+            # Informational: an identity that does not read as one counts as none recorded (an older journal has none).
+            if entry.get('identity') is not None:
+                entry['identity'] = valid_identity(entry['identity'])
         return devices
 
     def save(self, devices):

@@ -32,6 +32,7 @@ PCIBACK = 'pciback'
 # drivers/pci/pci.c pci_reset_fn_methods[] (PCI_NUM_RESET_METHODS is one more: index 0 ends the list)
 RESET_METHODS = ('device_specific', 'acpi', 'flr', 'af_flr', 'pm', 'bus', 'cxl_bus')
 DEFAULT_RESET = 'default'
+_HIDE_LIST_RE = re.compile(r'^(?:\((?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]\))+$')
 _SLOT_RE = re.compile(r'^(?:([0-9a-f]{1,4}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$')
 
 
@@ -123,8 +124,16 @@ class FakeKernel:
         return base
 
     def load_pciback(self, hide=''):
+        """Load xen-pciback (or boot with it built in) with ``hide``. A list pcistub_init rejects (an entry that is
+        not ``(DDDD:BB:DD.F)`` or ``(BB:DD.F)``) fails the module's load (EINVAL, nothing left in sysfs); built in,
+        the parameter shows the text but the PCI driver never registers."""
         if self.pciback_build == 'absent':
             raise OSError(errno.ENODEV, 'xen-pciback is not in this kernel')
+        if hide and not _HIDE_LIST_RE.match(hide):
+            if self.pciback_build == 'module':
+                raise OSError(errno.EINVAL, 'Invalid argument')
+            _write_file(os.path.join(self.paths.pciback_module, 'parameters', 'hide'), hide + '\n')
+            return
         base = self.add_driver(PCIBACK, module='xen_pciback' if self.pciback_build == 'module' else None)
         for attribute in ('new_slot', 'remove_slot', 'slots', 'permissive', 'quirks', 'irq_handlers',
                           'irq_handler_state', 'allow_interrupt_control'):
@@ -307,6 +316,17 @@ class FakeKernel:
         os.makedirs(os.path.dirname(stash), exist_ok=True)
         os.rename(info['dir'], stash)
         self._unplugged[address] = info
+
+    def replace_device(self, address, **device):
+        """Another device at ``address`` (a card added shifted the buses): the old one leaves, ``device`` (add_device's
+        arguments) comes."""
+        self.unplug(address)
+        shutil.rmtree(os.path.join(self.root, 'unplugged', address))
+        del self._unplugged[address]
+        return self.add_device(address, **device)
+
+    def set_cmdline(self, text):
+        _write_file(os.path.join(self.paths.proc, 'cmdline'), text + '\n')
 
     def rescan(self):
         """What ``echo 1 > /sys/bus/pci/rescan`` does: unplugged functions come back, new, and are probed."""

@@ -95,3 +95,15 @@ def test_the_lock_gives_up_after_its_timeout(tmp_path):
         with pytest.raises(JournalError, match='another run holds'):
             with HostLock(paths, timeout=0.2):
                 pass
+
+
+def test_an_identity_is_kept_and_a_journal_without_one_still_loads(tmp_path):
+    paths = HostPaths(str(tmp_path))
+    identity = {'vendor': '8086', 'device': '100e', 'subsystem_vendor': '8086', 'subsystem_device': '0001',
+                'class': '020000', 'path': 'pci0000:00/0000:00:03.0'}
+    journal = DriverJournal(paths)
+    journal.save({'0000:00:03.0': dict(ENTRY, identity=identity), '0000:00:04.0': ENTRY})
+    assert journal.load() == {'0000:00:03.0': dict(ENTRY, identity=identity), '0000:00:04.0': ENTRY}
+    # An identity that does not read as one is none recorded: the entry (its original driver) still counts.
+    journal.save({'0000:00:03.0': dict(ENTRY, identity={'vendor': 'x'})})
+    assert journal.load() == {'0000:00:03.0': dict(ENTRY, identity=None)}
