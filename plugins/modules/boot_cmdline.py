@@ -128,7 +128,7 @@ options:
       - Make the Xen entry GRUB's default (V(true)) or leave GRUB's default entry as the other settings make it
         (V(false)), through C(XEN_OVERRIDE_GRUB_DEFAULT), which the C(/etc/default/grub.d/xen.cfg) of Debian's
         C(xen-hypervisor-common) reads. The module writes C(XEN_OVERRIDE_GRUB_DEFAULT=1) (or C(=0)) into
-        C(/etc/default/grub), which C(update-grub) reads before C(xen.cfg), as a plain assignment: the last one there is
+        C(/etc/default/grub), which C(update-grub) reads before C(xen.cfg), as a plain assignment; the last one there is
         changed in place, else a line is added at the end. Any other way of setting it there (a condition on the same
         line, a reference, a command substitution) is an error naming the line, and nothing is written.
       - Unset, C(XEN_OVERRIDE_GRUB_DEFAULT) is not touched.
