@@ -16,7 +16,9 @@ import pytest
 
 from ansible_collections.xenpci.passthrough.tests.unit.module_args import patch_module_args
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._boot import loaders
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry, FakeGrubby
@@ -270,3 +272,18 @@ def test_the_default_entry_is_returned_without_xen_default_entry_and_null_off_gr
     host = make_host(installed=('grubby',), entries=[FakeEntry('/boot/vmlinuz-6', 'ro quiet', root='UUID=1')])
     grubby = host.run(target='linux', params={'iommu': 'pt'})
     assert (grubby['grub_default'], grubby['grub_default_before'], grubby['grub_distributor']) == (None, None, None)
+
+
+def test_a_second_file_that_cannot_be_written_fails_saying_the_first_was(xen_debian, monkeypatch):
+    real_write = loaders.write_planned
+
+    def write_planned(planned, backup=None, labels=None):
+        if planned.path == xen_debian.path('etc/default/grub'):
+            raise FileEditError('cannot write %s: read-only file system' % planned.path)
+        return real_write(planned, backup, labels)
+    monkeypatch.setattr(loaders, 'write_planned', write_planned)
+    result = xen_debian.run(target='xen', params={'iommu': '1'}, xen_default_entry=True)
+    assert result['failed'] is True and result['changed'] is True
+    assert result['msg'] == 'cannot write %s: read-only file system; %s was written' % (
+        xen_debian.path('etc/default/grub'), xen_debian.path(DROP_IN))
+    assert os.path.exists(xen_debian.path(DROP_IN)) and 'XEN_OVERRIDE' not in xen_debian.read('etc/default/grub')

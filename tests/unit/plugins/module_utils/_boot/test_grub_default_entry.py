@@ -66,8 +66,8 @@ def host(tmp_path):
 
 
 def plan(paths, params, xen_default, grub_file=None):
-    return GrubDefaults(paths, real_commands(), grub_file).plan('xen', parse_params(params, 'present') if params else [],
-                                                                 xen_default)
+    wanted = parse_params(params, 'present') if params else []
+    return GrubDefaults(paths, real_commands(), grub_file).plan('xen', wanted, xen_default)
 
 
 def apply(paths, params, xen_default, grub_file=None):
@@ -79,7 +79,9 @@ def apply(paths, params, xen_default, grub_file=None):
 
 def update_grub_default(root):
     """GRUB_DEFAULT as grub-mkconfig leaves it: its library, then the defaults files in glob order."""
-    script = '. ./usr/share/grub/grub-mkconfig_lib; . ./etc/default/grub; for x in ./etc/default/grub.d/*.cfg; do . "$x"; done >/dev/null 2>&1; printf %s "$GRUB_DEFAULT"'
+    script = ('. ./usr/share/grub/grub-mkconfig_lib; . ./etc/default/grub\n'
+              'for x in ./etc/default/grub.d/*.cfg; do . "$x"; done >/dev/null 2>&1\n'
+              'printf %s "$GRUB_DEFAULT"')
     return subprocess.run(['sh', '-c', script], cwd=root, stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
 
 
