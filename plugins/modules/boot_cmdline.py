@@ -38,7 +38,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff is the edited file; for O(backend=grubby), the arguments of each boot entry that changes.
+      - The diff is the edited file (and C(/etc/default/grub) when O(xen_default_entry) changes it); for
+        O(backend=grubby), the arguments of each boot entry that changes.
   idempotent:
     support: full
   platform:
@@ -64,6 +65,7 @@ options:
   params:
     description:
       - A mapping of parameter names to values, see the examples.
+      - Required, and not empty, unless O(xen_default_entry) is set; V({}) then leaves the command line alone.
       - With O(state=present), each name ends up with exactly the values given; its other occurrences are removed.
         A string or a number is one C(name=value); null is a bare C(name); a list gives the name once for each element,
         in that order (a list V(tty0), V(ttyS0,115200) for C(console) gives C(console=tty0 console=ttyS0,115200)).
@@ -77,7 +79,6 @@ options:
         C(;), C(&), C(|), C(<) and C(>)); with O(backend=extlinux), nor C($), C(') or C(\), which U-Boot's
         expansion of the C(APPEND) line interprets. Such values are refused before anything is written.
     type: dict
-    required: true
   state:
     description:
       - Whether the parameters are present or absent.
@@ -122,6 +123,18 @@ options:
     type: str
     choices: [fail, warn]
     default: fail
+  xen_default_entry:
+    description:
+      - Make the Xen entry GRUB's default (V(true)) or leave GRUB's default entry as the other settings make it
+        (V(false)), through C(XEN_OVERRIDE_GRUB_DEFAULT), which the C(/etc/default/grub.d/xen.cfg) of Debian's
+        C(xen-hypervisor-common) reads. The module writes C(XEN_OVERRIDE_GRUB_DEFAULT=1) (or C(=0)) into
+        C(/etc/default/grub), which C(update-grub) reads before C(xen.cfg), as a plain assignment; the last one there is
+        changed in place, else a line is added at the end. Any other way of setting it there (a condition on the same
+        line, a reference, a command substitution) is an error naming the line, and nothing is written.
+      - Unset, C(XEN_OVERRIDE_GRUB_DEFAULT) is not touched.
+      - For O(target=xen) with O(backend=grub) only. The task may then write two files, this one and O(grub_file)
+        (or the drop-in); the diff shows both. RV(grub_default) says what C(update-grub) will make of it.
+    type: bool
   update_bootloader:
     description:
       - When a GRUB defaults file changed, run C(update-grub) (or C(grub2-mkconfig -o) onto the existing
@@ -191,6 +204,20 @@ EXAMPLES = r'''
     grub_file: /etc/default/grub
     backup: true
 
+- name: Make Xen GRUB's default entry, with dom0's memory on its command line
+  xenpci.passthrough.boot_cmdline:
+    target: xen
+    params:
+      dom0_mem: 4G,max:4G
+    xen_default_entry: true
+  register: xen_boot
+
+- name: Check that update-grub will start Xen by default (LC_ALL=C titles)
+  ansible.builtin.assert:
+    that: >-
+      xen_boot.grub_default == (xen_boot.grub_distributor ~ ' GNU/Linux' if xen_boot.grub_distributor else 'GNU/Linux')
+      ~ ', with Xen hypervisor'
+
 - name: Reboot when a command line changed
   ansible.builtin.reboot:
   when: xen_cmdline.reboot_required
@@ -243,8 +270,31 @@ conflicts:
     message:
       description: What is wrong, in words.
       type: str
+grub_default:
+  description:
+    - C(GRUB_DEFAULT) as C(update-grub) will see it once the task is done (in check mode, would be), read by the
+      shell from C(/etc/default/grub) and C(/etc/default/grub.d/*.cfg) after GRUB's C(grub-mkconfig_lib), as
+      C(update-grub) does; empty when no file sets it. Null for the back ends other than V(grub).
+    - Debian's C(xen.cfg) sets it to the Xen entry's title, C(<distributor> GNU/Linux, with Xen hypervisor)
+      (see RV(grub_distributor)), when C(XEN_OVERRIDE_GRUB_DEFAULT) is 1.
+  returned: always
+  type: str
+  sample: Debian GNU/Linux, with Xen hypervisor
+grub_default_before:
+  description: The same before the task.
+  returned: always
+  type: str
+  sample: '0'
+grub_distributor:
+  description:
+    - C(GRUB_DISTRIBUTOR) as C(update-grub) will see it once the task is done; GRUB's C(20_linux_xen) titles the Xen
+      entry C(<GRUB_DISTRIBUTOR> GNU/Linux, with Xen hypervisor), or C(GNU/Linux, with Xen hypervisor) when it is
+      empty (in the C locale). Null for the back ends other than V(grub).
+  returned: always
+  type: str
+  sample: Debian
 reboot_required:
-  description: The command line changed; it takes effect at the next boot.
+  description: The command line or GRUB's default entry changed; it takes effect at the next boot.
   returned: always
   type: bool
 bootloader_update_required:
@@ -256,7 +306,9 @@ initramfs_update_required:
   returned: always
   type: bool
 backup_file:
-  description: The backup made with O(backup=true).
+  description:
+    - The backup made with O(backup=true), of RV(file), or of C(/etc/default/grub) when only O(xen_default_entry)
+      changed it. Each file changed is backed up next to itself.
   returned: when a backup was made
   type: str
 '''
@@ -278,7 +330,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             target=dict(type='str', choices=list(TARGETS), required=True),
-            params=dict(type='dict', required=True),
+            params=dict(type='dict'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             backend=dict(type='str', choices=list(BACKENDS), default='auto'),
             grub_file=dict(type='path'),
@@ -286,6 +338,7 @@ def main():
             on_conflict=dict(type='str', choices=['fail', 'warn'], default='fail'),
             update_bootloader=dict(type='bool', default=False),
             backup=dict(type='bool', default=False),
+            xen_default_entry=dict(type='bool'),
         ),
         supports_check_mode=True,
     )
@@ -296,7 +349,7 @@ def main():
                         backend=params['backend'], grub_file=params['grub_file'], extlinux_file=params['extlinux_file'],
                         on_conflict=params['on_conflict'], update_bootloader=params['update_bootloader'],
                         check_mode=module.check_mode, backup=module.backup_local if params['backup'] else None,
-                        labels=module)
+                        labels=module, xen_default_entry=params['xen_default_entry'])
     except BootCmdlineError as exc:
         failure = dict((key, value) for key, value in exc.result.items() if key not in ('diff', 'warnings'))
         module.fail_json(msg=str(exc), **failure)

@@ -7,15 +7,13 @@
 
 """Debian/Ubuntu GRUB defaults: ``/etc/default/grub`` and ``/etc/default/grub.d/*.cfg``, read by the shell, edited safely.
 
-update-grub sources ``/etc/default/grub``, then every ``grub.d/*.cfg`` in glob order, so a later file wins.
-``20_linux_xen`` gives Xen ``GRUB_CMDLINE_XEN GRUB_CMDLINE_XEN_DEFAULT`` and dom0's kernel ``GRUB_CMDLINE_LINUX
-GRUB_CMDLINE_LINUX_DEFAULT``, each replaced by ``GRUB_CMDLINE_LINUX_XEN_REPLACE[_DEFAULT]`` when that is not empty;
-``10_linux`` gives plain Linux ``GRUB_CMDLINE_LINUX GRUB_CMDLINE_LINUX_DEFAULT``.
-
-The shell reads them: ``/bin/sh`` sources them in that order (a fixed script, the files its arguments) and prints the
-command-line variables after each, so the values are update-grub's and each parameter is traced to its file and line.
-The module writes a drop-in of its own, read last, that adds to what came before; it edits another file in place only
-where the variable is set by plain assignments alone on a line.
+update-grub sources ``/etc/default/grub``, then every ``grub.d/*.cfg`` in glob order, so a later file wins. ``20_linux_xen``
+gives Xen ``GRUB_CMDLINE_XEN GRUB_CMDLINE_XEN_DEFAULT`` and dom0's kernel ``GRUB_CMDLINE_LINUX GRUB_CMDLINE_LINUX_DEFAULT``,
+each replaced by ``GRUB_CMDLINE_LINUX_XEN_REPLACE[_DEFAULT]`` when that is not empty; ``10_linux`` gives plain Linux
+``GRUB_CMDLINE_LINUX GRUB_CMDLINE_LINUX_DEFAULT``. ``/bin/sh`` sources the files in that order (a fixed script, the files
+its arguments) and prints the variables after each, so the values are update-grub's and each parameter is traced to its
+file and line. The module writes a drop-in of its own, read last, that adds to what came before; it edits another file in
+place only where the variable is set by plain assignments alone on a line.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,26 +35,28 @@ CMDLINE_VARIABLES = ('GRUB_CMDLINE_LINUX', 'GRUB_CMDLINE_LINUX_DEFAULT', 'GRUB_C
 # The variable edited for each target: the *_DEFAULT ones, which update-grub gives the default entries, not recovery.
 TARGET_VARIABLE = {'xen': 'GRUB_CMDLINE_XEN_DEFAULT', 'dom0_linux': 'GRUB_CMDLINE_LINUX_XEN_REPLACE_DEFAULT',
                    'linux': 'GRUB_CMDLINE_LINUX_DEFAULT'}
+_TARGET_WORDS = {'xen': 'Xen', 'dom0_linux': "dom0 kernel's", 'linux': 'Linux'}
 
 DROP_IN_NAME = 'zz-xenpci-passthrough.cfg'
-DROP_IN_HEADER = (
-    '# Boot command-line parameters set by the xenpci.passthrough.boot_cmdline Ansible module.\n'
-    '# update-grub reads this file after /etc/default/grub and the other *.cfg files of this\n'
-    '# directory (its name sorts last), and each line adds to what those files set.\n'
-)
+DROP_IN_HEADER = ('# Boot command-line parameters set by the xenpci.passthrough.boot_cmdline Ansible module.\n'
+                  '# update-grub reads this file after /etc/default/grub and the other *.cfg files of this\n'
+                  '# directory (its name sorts last), and each line adds to what those files set.\n')
 
 # Characters GRUB's script language would interpret once update-grub copies a value into grub.cfg: refused in values.
 GRUB_SPECIAL = set('$\\\'`;&|<>')
 
 SHELL = '/bin/sh'
-# Sources each file as update-grub does, their output thrown away; after each, prints the variables NUL-terminated.
+READ_VARIABLES = CMDLINE_VARIABLES + ('GRUB_DEFAULT', 'GRUB_DISTRIBUTOR')    # the default entry; the entries' titles
+XEN_DEFAULT = 'XEN_OVERRIDE_GRUB_DEFAULT'  # 1: xen-hypervisor-common's grub.d/xen.cfg makes the Xen entry the default
+# Sources grub-mkconfig_lib ($1: gettext, grub_warn), then each file, output thrown away; prints the variables after each.
 SOURCE_EACH = '''unset %s
 exec 3>&1 >/dev/null </dev/null
+if [ -e "$1" ]; then . "$1"; fi; shift
 for file do
   if [ -e "$file" ]; then . "$file"; fi
   printf '%%s\\0' %s >&3
 done
-''' % (' '.join(CMDLINE_VARIABLES), ' '.join('"$%s"' % name for name in CMDLINE_VARIABLES))
+''' % (' '.join(READ_VARIABLES), ' '.join('"$%s"' % name for name in READ_VARIABLES))
 
 _NAME = r'[A-Za-z_][A-Za-z0-9_]*'
 _REFERENCE = r'\$(?:%s|\{%s(?::-\$(?:%s|\{%s\}))?\})' % ((_NAME,) * 4)
@@ -68,7 +68,8 @@ _UNESCAPE = re.compile(r'\\([\\"$`])')
 
 Origin = collections.namedtuple('Origin', 'path line variable')
 LineToken = collections.namedtuple('LineToken', 'token origin')
-GrubPlan = collections.namedtuple('GrubPlan', 'planned cmdline_before cmdline_after conflicts variable')
+# planned: this task's PlannedFile, also: the others'; before, after: READ_VARIABLES as update-grub sees them
+GrubPlan = collections.namedtuple('GrubPlan', 'planned cmdline_before cmdline_after conflicts variable also before after')
 
 
 class GrubSyntaxError(Exception):
@@ -98,7 +99,8 @@ class PlainAssignment:
         self.number = number
         self.lead, self.ref, self.tail = match.group('lead'), match.group('ref'), match.group('tail')
         quoted = match.group('dq')
-        self.cmdline = Cmdline(_UNESCAPE.sub(r'\1', quoted) if quoted is not None else match.group('sq') or match.group('bare') or '')
+        self.value = _UNESCAPE.sub(r'\1', quoted) if quoted is not None else match.group('sq') or match.group('bare') or ''
+        self.cmdline = Cmdline(self.value)
 
     def render(self, name):
         """The new line, or None when nothing but a reference to ``name`` itself is left (a line that does nothing)."""
@@ -109,7 +111,7 @@ class PlainAssignment:
         return '%s%s="%s"%s' % (self.lead, name, value, self.tail)
 
 
-def plain_assignments(path, text, name):
+def plain_assignments(path, text, name, hint='leave grub_file unset so that the module writes its own drop-in'):
     """The assignments of ``name`` in ``text``, each a PlainAssignment; GrubSyntaxError names a line of another kind."""
     found = []
     for number, line in assignment_lines(text, name):
@@ -117,10 +119,20 @@ def plain_assignments(path, text, name):
         if match is None or match.group('name') != name:
             raise GrubSyntaxError(
                 '%s line %d: %s is set there in a way this module does not edit in place (it edits NAME="text", '
-                "NAME='text' and NAME=word alone on a line); edit that line by hand, or leave grub_file unset so that "
-                'the module writes its own drop-in; nothing was changed' % (path, number, name))
+                "NAME='text' and NAME=word alone on a line); edit that line by hand, or %s; nothing was changed"
+                % (path, number, name, hint))
         found.append(PlainAssignment(number, match))
     return found
+
+
+def set_word(path, text, name, word):
+    """``text`` with ``name`` set to ``word`` by its last plain assignment, else by a line added at its end."""
+    found = plain_assignments(path, text, name, 'leave xen_default_entry unset')
+    if found and found[-1].value != word:
+        lines = text.split('\n')
+        lines[found[-1].number - 1] = '%s%s=%s%s' % (found[-1].lead, name, word, found[-1].tail)
+        return '\n'.join(lines)
+    return text if found else (text or '') + ('\n' if text and not text.endswith('\n') else '') + '%s=%s\n' % (name, word)
 
 
 class Reading(collections.namedtuple('Reading', 'paths texts snapshots')):
@@ -129,8 +141,7 @@ class Reading(collections.namedtuple('Reading', 'paths texts snapshots')):
     def names(self, target):
         """The two variables that make the default entry's command line for ``target``, as update-grub picks them."""
         base = 'GRUB_CMDLINE_XEN' if target == 'xen' else 'GRUB_CMDLINE_LINUX'
-        replace = target == 'dom0_linux'
-        return tuple(base + '_XEN_REPLACE' + suffix if replace and self.snapshots[-1][base + '_XEN_REPLACE' + suffix]
+        return tuple(base + '_XEN_REPLACE' + suffix if target == 'dom0_linux' and self.snapshots[-1][base + '_XEN_REPLACE' + suffix]
                      else base + suffix for suffix in ('', '_DEFAULT'))
 
     def line_tokens(self, target):
@@ -152,10 +163,9 @@ class Reading(collections.namedtuple('Reading', 'paths texts snapshots')):
         writing = [number for number, line in lines if raw in line or raw.replace('"', '\\"') in line]
         if not writing and depth < len(CMDLINE_VARIABLES):
             # copied from another command-line variable: the one that held it before this file, or got it in it
-            for index in (first - 1, first):
-                for other in CMDLINE_VARIABLES:
-                    if index >= 0 and other != name and _count(self.snapshots[index][other], raw):
-                        return self.origin(other, raw, 1, index, depth + 1)
+            for index, other in itertools.product((first - 1, first), CMDLINE_VARIABLES):
+                if index >= 0 and other != name and _count(self.snapshots[index][other], raw):
+                    return self.origin(other, raw, 1, index, depth + 1)
         numbers = writing or [number for number, _line in lines]
         return Origin(self.paths[first], numbers[-1] if numbers else None, name)
 
@@ -191,11 +201,11 @@ class GrubDefaults:
         self.main = paths.join('etc', 'default', 'grub')
         self.drop_in_dir = paths.join('etc', 'default', 'grub.d')
         self.own_drop_in = os.path.join(self.drop_in_dir, DROP_IN_NAME)
+        self.lib = paths.join('usr', 'share', 'grub', 'grub-mkconfig_lib')
         self.path = grub_file or (self.own_drop_in if os.path.isdir(self.drop_in_dir) else self.main)
         if self.path != self.main and not (os.path.dirname(self.path) == self.drop_in_dir and self.path.endswith('.cfg')
                                            and not os.path.basename(self.path).startswith('.')):
-            raise GrubSyntaxError('%s is not read by update-grub: give %s or a *.cfg file in %s'
-                                  % (self.path, self.main, self.drop_in_dir))
+            raise GrubSyntaxError('%s is not read by update-grub: give %s or a *.cfg file in %s' % (self.path, self.main, self.drop_in_dir))
 
     def sources(self):
         """The files update-grub sources, in its order (``self.path`` included even when it does not exist yet)."""
@@ -204,46 +214,50 @@ class GrubDefaults:
         names.update([os.path.basename(self.path)] if self.path != self.main else [])
         return [self.main] + [os.path.join(self.drop_in_dir, name) for name in sorted(names)]
 
-    def read(self, own_text):
-        """A Reading of the host's files, with ``own_text`` (None: no such file) in place of this task's file."""
+    def read(self, planned):
+        """A Reading of the host's files, with the texts of ``planned`` ({path: text, None: no such file}) in their place."""
         paths = self.sources()
-        texts = [own_text if path == self.path else read_following_links(path) for path in paths]
+        texts = [planned[path] if path in planned else read_following_links(path) for path in paths]
         with tempfile.TemporaryDirectory(prefix='xenpci-grub-') as scratch:
-            own_copy = os.path.join(scratch, os.path.basename(self.path))
-            if own_text is not None:
-                with open(own_copy, 'w') as handle:
-                    handle.write(own_text)
-            argv = [SHELL, '-c', SOURCE_EACH, 'sh'] + [own_copy if path == self.path else path for path in paths]
-            rc, out, err = self.commands.run(argv)
-        fields = out.split('\0')
-        snapshots = [dict(zip(CMDLINE_VARIABLES, fields[start:start + len(CMDLINE_VARIABLES)]))
-                     for start in range(0, len(fields) - len(CMDLINE_VARIABLES), len(CMDLINE_VARIABLES))]
+            copies = dict((path, os.path.join(scratch, str(index))) for index, path in enumerate(planned))
+            for path in [path for path in planned if planned[path] is not None]:
+                with open(copies[path], 'w') as handle:
+                    handle.write(planned[path])
+            rc, out, err = self.commands.run([SHELL, '-c', SOURCE_EACH, 'sh', self.lib] + [copies.get(path, path) for path in paths])
+        fields, size = out.split('\0'), len(READ_VARIABLES)
+        snapshots = [dict(zip(READ_VARIABLES, fields[start:start + size])) for start in range(0, len(fields) - size, size)]
         if len(snapshots) < len(paths):
-            stopped = paths[len(snapshots)]
+            for path, copy in copies.items():
+                err = err.replace(copy, path)
             raise GrubSyntaxError('%s: the shell stops reading it, as update-grub would (%s); nothing was changed'
-                                  % (stopped, (err.replace(own_copy, self.path).strip() or 'exit status %d' % rc)))
+                                  % (paths[len(snapshots)], err.strip() or 'exit status %d' % rc))
         return Reading(paths, texts, snapshots)
 
-    def plan(self, target, params):
-        """A GrubPlan for making the ``target`` line hold ``params`` (a list of _boot.cmdline.Param)."""
+    def plan(self, target, params, xen_default=None):
+        """A GrubPlan for making the ``target`` line hold ``params`` (a list of _boot.cmdline.Param), and for setting
+        XEN_OVERRIDE_GRUB_DEFAULT to ``xen_default`` (None: left alone) in /etc/default/grub."""
         variable = TARGET_VARIABLE[target]
         for value, key in [(value, param.key) for param in params for value in param.values or [] if value]:
             if GRUB_SPECIAL.intersection(value):
                 raise CmdlineError('the value %r of %s holds one of %s, which GRUB would interpret once update-grub '
                                    'copies it into grub.cfg; refused' % (value, key, ' '.join(sorted(GRUB_SPECIAL))))
-        before = read_text_file(self.path)
-        own = plain_assignments(self.path, before, variable)
+        before = {self.path: read_text_file(self.path)}
+        own = plain_assignments(self.path, before[self.path], variable)
         reading = self.read(before)
         before_tokens = reading.line_tokens(target)
-        after = self._edit(before, own, variable, target, params, before_tokens)
+        after = {self.path: self._edit(before[self.path], own, variable, target, params, before_tokens)}
+        if xen_default is not None:
+            if self.main not in after:
+                before[self.main] = after[self.main] = read_text_file(self.main)
+            after[self.main] = set_word(self.main, after[self.main], XEN_DEFAULT, xen_default)
         reading_after = reading if after == before else self.read(after)
         after_tokens = reading_after.line_tokens(target)
-        if after != before and self.path == self.own_drop_in and not [
-                line for line in after.split('\n') if line.strip() and not line.lstrip().startswith('#')]:
-            after = None    # the collection's own file holds nothing any more: it goes
+        if after[self.path] != before[self.path] and self.path == self.own_drop_in and not re.search(r'^\s*[^#\s]', after[self.path], re.M):
+            after[self.path] = None    # the collection's own file holds nothing any more: it goes
         conflicts = self._conflicts(params, after_tokens, reading_after, variable, target)
-        planned = PlannedFile(self.path, before, after, own_file=self.path == self.own_drop_in)
-        return GrubPlan(planned, cmdline_text(before_tokens), cmdline_text(after_tokens), conflicts, variable)
+        planned = [PlannedFile(path, before[path], after[path], own_file=path == self.own_drop_in) for path in after]
+        texts = [' '.join(line_token.token.raw for line_token in tokens) for tokens in (before_tokens, after_tokens)]
+        return GrubPlan(planned[0], texts[0], texts[1], conflicts, variable, planned[1:], reading.snapshots[-1], reading_after.snapshots[-1])
 
     def _mine(self, line_token, variable, own):
         origin = line_token.origin
@@ -274,9 +288,7 @@ class GrubDefaults:
             if assignment.cmdline.changed:
                 lines[assignment.number - 1] = assignment.render(variable)
         text = '\n'.join(line for line in lines if line is not None) if text is not None else None
-        if new_line.tokens:
-            text = self._add_line(text, variable, target, new_line.text)
-        return text
+        return self._add_line(text, variable, target, new_line.text) if new_line.tokens else text
 
     def _add_line(self, text, variable, target, params_text):
         # for dom0, 20_linux_xen takes GRUB_CMDLINE_LINUX_DEFAULT unless this one is set: start from the same
@@ -303,32 +315,21 @@ class GrubDefaults:
             foreign = [line_token for line_token in found if not self._mine(line_token, variable, own)]
             added = [_conflict(param, line_token, target) for line_token in foreign
                      if param.state == 'present' or param.removes(line_token.token)]
-            if param.state == 'present' and len(foreign) == len(found):
-                added.append(self._lost(param, after_tokens, reading, variable, target))
-            if not added:
-                added.append(_conflict_dict(param, None, Origin(self.path, None, variable), 'the %s command line would hold %s for %s'
-                                            % (_TARGET_WORDS[target], ' '.join(token.token.raw for token in found) or 'nothing', param.key)))
+            lost = param.state == 'present' and len(foreign) == len(found)
+            if lost or not added:   # what this task's file holds does not reach the line, or the line still differs
+                added.append(_conflict_dict(param, None, Origin(self.path, None, variable), self._lost(
+                    param, after_tokens, reading, variable, target) if lost else 'the %s command line would hold %s for %s' % (
+                        _TARGET_WORDS[target], ' '.join(token.token.raw for token in found) or 'nothing', param.key)))
             conflicts.extend(added)
         return conflicts
 
     def _lost(self, param, after_tokens, reading, variable, target):
-        """A conflict for a parameter written to this task's file that does not reach the command line."""
+        """Why a parameter written to this task's file does not reach the command line."""
         later = reading.set_again(self.path, variable, param.tokens())
-        if later:
-            why = '%s is set again, without its earlier value, in %s' % (variable, ', '.join(later))
-        elif any(line_token.token.raw == '--' for line_token in after_tokens):
-            why = 'it lands after the "--" that hands the rest of the line to init'
-        else:
-            why = '%s is not used for this line' % variable
-        return _conflict_dict(param, None, Origin(self.path, None, variable), '%s written to %s does not reach the %s command '
-                              'line: %s' % (' '.join(param.tokens()), self.path, _TARGET_WORDS[target], why))
-
-
-_TARGET_WORDS = {'xen': 'Xen', 'dom0_linux': "dom0 kernel's", 'linux': 'Linux'}
-
-
-def cmdline_text(line_tokens):
-    return ' '.join(line_token.token.raw for line_token in line_tokens)
+        why = ('%s is set again, without its earlier value, in %s' % (variable, ', '.join(later)) if later
+               else 'it lands after the "--" that hands the rest of the line to init' if any(
+                   line_token.token.raw == '--' for line_token in after_tokens) else '%s is not used for this line' % variable)
+        return '%s written to %s does not reach the %s command line: %s' % (' '.join(param.tokens()), self.path, _TARGET_WORDS[target], why)
 
 
 def _before_separator(line_tokens):

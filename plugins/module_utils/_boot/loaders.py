@@ -102,37 +102,48 @@ def _check_target(backend, target):
 
 
 def ensure(paths, commands, target, params, state='present', backend='auto', grub_file=None, extlinux_file=None,
-           on_conflict='fail', update_bootloader=False, check_mode=False, backup=None, labels=None):
+           on_conflict='fail', update_bootloader=False, check_mode=False, backup=None, labels=None,
+           xen_default_entry=None):
     """Make the ``target`` command line hold ``params``; returns the module's result (with ``diff`` and ``warnings``).
 
     ``backup`` is ``module.backup_local`` or None; ``labels`` the AnsibleModule, whose SELinux calls keep the file's
-    context.
+    context. ``xen_default_entry`` (target xen, GRUB only): true or false sets XEN_OVERRIDE_GRUB_DEFAULT to 1 or 0 in
+    /etc/default/grub, None leaves it alone.
     """
     extlinux_path = host_path(paths, extlinux_file or DEFAULT_EXTLINUX)
     try:
-        wanted = parse_params(params, state)
+        if xen_default_entry is not None and target != 'xen':
+            raise CmdlineError('xen_default_entry goes with target=xen')
+        wanted = parse_params(params, state) if params or xen_default_entry is None else []
         backend = select_backend(paths, commands, target, backend, extlinux_path)
         _check_target(backend, target)
         if backend == 'grubby':
             return _ensure_grubby(commands, wanted, check_mode)
         if backend == 'grub':
-            plan = GrubDefaults(paths, commands, host_path(paths, grub_file) if grub_file else None).plan(target, wanted)
+            xen_default = None if xen_default_entry is None else '1' if xen_default_entry else '0'
+            plan = GrubDefaults(paths, commands, host_path(paths, grub_file) if grub_file else None).plan(
+                target, wanted, xen_default)
         else:
             plan = ExtlinuxConf(extlinux_path).plan(wanted)
     except (CmdlineError, GrubSyntaxError, ExtlinuxError, GrubbyError, FileEditError) as exc:
         raise BootCmdlineError(str(exc), changed=False)
-    planned = plan.planned
+    files = [plan.planned] + (plan.also if backend == 'grub' else [])
+    changed = any(planned.changed for planned in files)
+    diffs = [planned.diff() for planned in files]
     result = {
-        'changed': planned.changed,
+        'changed': changed,
         'backend': backend,
-        'file': planned.path,
+        'file': files[0].path,
         'cmdline_before': plan.cmdline_before,
         'cmdline_after': plan.cmdline_after,
         'conflicts': plan.conflicts,
-        'reboot_required': planned.changed,
-        'bootloader_update_required': backend == 'grub' and planned.changed,
+        'grub_default': plan.after['GRUB_DEFAULT'] if backend == 'grub' else None,
+        'grub_default_before': plan.before['GRUB_DEFAULT'] if backend == 'grub' else None,
+        'grub_distributor': plan.after['GRUB_DISTRIBUTOR'] if backend == 'grub' else None,
+        'reboot_required': changed,
+        'bootloader_update_required': backend == 'grub' and changed,
         'initramfs_update_required': False,
-        'diff': planned.diff(),
+        'diff': diffs[0] if len(diffs) == 1 else diffs,
         'warnings': [],
     }
     if plan.conflicts and on_conflict == 'fail':
@@ -140,14 +151,18 @@ def ensure(paths, commands, target, params, state='present', backend='auto', gru
         raise BootCmdlineError('%s; nothing was changed (on_conflict=warn writes anyway)'
                                % '; '.join(conflict['message'] for conflict in plan.conflicts), **result)
     result['warnings'] = [conflict['message'] for conflict in plan.conflicts]
-    if check_mode or not planned.changed:
+    if check_mode or not changed:
         return result
-    try:
-        backup_file = write_planned(planned, backup, labels)
-    except FileEditError as exc:
-        raise BootCmdlineError(str(exc), changed=False)
-    if backup_file:
-        result['backup_file'] = backup_file
+    backups = []
+    for planned in files:
+        try:
+            backups.append(write_planned(planned, backup, labels))
+        except FileEditError as exc:
+            written = [done.path for done in files[:len(backups)] if done.changed]
+            raise BootCmdlineError(str(exc) + ''.join('; %s was written' % path for path in written), changed=bool(written))
+    backups = [backup_file for backup_file in backups if backup_file]
+    if backups:
+        result['backup_file'] = backups[0]
     if update_bootloader and result['bootloader_update_required']:
         try:
             update_grub(paths, commands)
@@ -171,6 +186,9 @@ def _ensure_grubby(commands, wanted, check_mode):
         'cmdline_before': plan.cmdline_before,
         'cmdline_after': plan.cmdline_after,
         'conflicts': [],
+        'grub_default': None,
+        'grub_default_before': None,
+        'grub_distributor': None,
         'reboot_required': plan.changed,
         'bootloader_update_required': False,
         'initramfs_update_required': False,

@@ -16,10 +16,19 @@ import pytest
 
 from ansible_collections.xenpci.passthrough.tests.unit.module_args import patch_module_args
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._boot import loaders
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.commands import Commands
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths import HostPaths
 from ansible_collections.xenpci.passthrough.plugins.modules import boot_cmdline
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.grubby import FakeEntry, FakeGrubby
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_default_entry import (
+    GRUB_LIB,
+    TITLE,
+)
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_default_entry import (
+    XEN_CFG as XEN_DEFAULT_CFG,
+)
 from ansible_collections.xenpci.passthrough.tests.unit.plugins.module_utils._boot.test_grub_defaults import (
     DEBIAN_GRUB,
     XEN_CFG,
@@ -202,3 +211,79 @@ def test_extlinux_host(make_host):
 def test_bad_arguments_are_refused_by_the_argument_spec(debian):
     result = debian.run(target='hypervisor', params={'iommu': '1'})
     assert result['failed'] is True and 'target' in result['msg']
+
+
+@pytest.fixture
+def xen_debian(debian):
+    """The Debian host with grub-mkconfig_lib and a xen.cfg that makes its entry the default, as Debian's does."""
+    debian.write('etc/default/grub', DEBIAN_GRUB.replace('GRUB_DISTRIBUTOR=`', 'GRUB_DISTRIBUTOR=Debian\n#`'))
+    debian.write('etc/default/grub.d/xen.cfg', XEN_DEFAULT_CFG)
+    debian.write('usr/share/grub/grub-mkconfig_lib', GRUB_LIB)
+    return debian
+
+
+def test_xen_default_entry_writes_two_files_diffs_both_and_returns_the_default_entry(xen_debian):
+    xen_debian.write('etc/default/grub', xen_debian.read('etc/default/grub') + 'XEN_OVERRIDE_GRUB_DEFAULT=0\n')
+    before = tree_digest(xen_debian.root)
+    checked = xen_debian.run(target='xen', params={'dom0_mem': '2G'}, xen_default_entry=True, _ansible_check_mode=True,
+                             _ansible_diff=True)
+    assert tree_digest(xen_debian.root) == before
+    assert checked['changed'] is True and checked['grub_default'] == TITLE and checked['grub_distributor'] == 'Debian'
+    assert checked['grub_default_before'] == '0'
+    assert [diff['after_header'] for diff in checked['diff']] == [xen_debian.path(DROP_IN), xen_debian.path('etc/default/grub')]
+    assert checked['diff'][1]['after'].endswith('\nXEN_OVERRIDE_GRUB_DEFAULT=1\n')
+    result = xen_debian.run(target='xen', params={'dom0_mem': '2G'}, xen_default_entry=True, backup=True)
+    assert dict((key, result[key]) for key in ('changed', 'grub_default', 'grub_default_before', 'cmdline_after')) == dict(
+        changed=True, grub_default=TITLE, grub_default_before='0', cmdline_after='dom0_mem=2G')
+    assert result['bootloader_update_required'] is True and result['file'] == xen_debian.path(DROP_IN)
+    assert xen_debian.read('etc/default/grub').endswith('\nXEN_OVERRIDE_GRUB_DEFAULT=1\n')
+    with open(result['backup_file']) as handle:     # the drop-in was new: the backup is /etc/default/grub's
+        assert handle.read().endswith('\nXEN_OVERRIDE_GRUB_DEFAULT=0\n')
+    again = xen_debian.run(target='xen', params={'dom0_mem': '2G'}, xen_default_entry=True, _ansible_diff=True)
+    assert again['changed'] is False and again['grub_default'] == again['grub_default_before'] == TITLE
+    assert [diff['before'] == diff['after'] for diff in again['diff']] == [True, True]
+
+
+def test_xen_default_entry_alone_needs_no_params_and_writes_no_drop_in(xen_debian):
+    result = xen_debian.run(target='xen', xen_default_entry=True)
+    assert result['changed'] is True and result['grub_default'] == TITLE and result['cmdline_after'] == ''
+    assert not os.path.exists(xen_debian.path(DROP_IN))
+    assert xen_debian.run(target='xen', params={}, xen_default_entry=True)['changed'] is False
+    missing = xen_debian.run(target='xen')
+    assert missing['failed'] is True and 'params must be a non-empty mapping' in missing['msg']
+
+
+def test_xen_default_entry_is_refused_off_the_xen_target_and_around_another_assignment(xen_debian):
+    refused = xen_debian.run(target='dom0_linux', params={'nomodeset': None}, xen_default_entry=True)
+    assert refused['failed'] is True and refused['msg'] == 'xen_default_entry goes with target=xen'
+    xen_debian.write('etc/default/grub', DEBIAN_GRUB + 'test -e /etc/xen-off && XEN_OVERRIDE_GRUB_DEFAULT=0\n')
+    before = tree_digest(xen_debian.root)
+    result = xen_debian.run(target='xen', params={'iommu': '1'}, xen_default_entry=True)
+    assert result['failed'] is True and result['changed'] is False
+    assert result['msg'].startswith('%s line %d: XEN_OVERRIDE_GRUB_DEFAULT is set there' % (
+        xen_debian.path('etc/default/grub'), DEBIAN_GRUB.count('\n') + 1))
+    assert tree_digest(xen_debian.root) == before
+
+
+def test_the_default_entry_is_returned_without_xen_default_entry_and_null_off_grub(xen_debian, make_host):
+    result = xen_debian.run(target='xen', params={'iommu': '1'})
+    assert result['grub_default'] == result['grub_default_before'] == TITLE    # xen.cfg's own default: unset is 1
+    assert 'XEN_OVERRIDE' not in xen_debian.read('etc/default/grub')
+    host = make_host(installed=('grubby',), entries=[FakeEntry('/boot/vmlinuz-6', 'ro quiet', root='UUID=1')])
+    grubby = host.run(target='linux', params={'iommu': 'pt'})
+    assert (grubby['grub_default'], grubby['grub_default_before'], grubby['grub_distributor']) == (None, None, None)
+
+
+def test_a_second_file_that_cannot_be_written_fails_saying_the_first_was(xen_debian, monkeypatch):
+    real_write = loaders.write_planned
+
+    def write_planned(planned, backup=None, labels=None):
+        if planned.path == xen_debian.path('etc/default/grub'):
+            raise FileEditError('cannot write %s: read-only file system' % planned.path)
+        return real_write(planned, backup, labels)
+    monkeypatch.setattr(loaders, 'write_planned', write_planned)
+    result = xen_debian.run(target='xen', params={'iommu': '1'}, xen_default_entry=True)
+    assert result['failed'] is True and result['changed'] is True
+    assert result['msg'] == 'cannot write %s: read-only file system; %s was written' % (
+        xen_debian.path('etc/default/grub'), xen_debian.path(DROP_IN))
+    assert os.path.exists(xen_debian.path(DROP_IN)) and 'XEN_OVERRIDE' not in xen_debian.read('etc/default/grub')
