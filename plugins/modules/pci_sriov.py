@@ -25,7 +25,7 @@ description:
     rule file C(/etc/udev/rules.d/70-xenpci-passthrough-sriov.rules), a file of this collection's own, keyed on
     the PF's address and its vendor and device ids. Other PFs' lines stay; the file goes when no line is left.
   - A VF cannot be hidden at boot with xen-pciback's C(hide=) parameter (it does not exist yet when pciback parses
-    it): O(hold_vfs) has pciback take the VFs meant for guests as they appear, at every boot, and
+    it). O(hold_vfs) has pciback take the VFs meant for guests as they appear, at every boot, and
     M(xenpci.passthrough.pci_assignable) takes them now, by PF and index (V(0000:03:00.0/vf0)). See
     C(docs/sriov.md).
   - Refuses, before anything changes, a malformed address, a function that does not exist, has no SR-IOV
