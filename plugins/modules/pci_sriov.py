@@ -79,7 +79,7 @@ options:
     default: true
   hold_vfs:
     description:
-      - The VFs, by index, that xen-pciback takes at every boot as soon as they appear, for guests: a line each in
+      - The VFs, by index, that xen-pciback takes at every boot as soon as they appear, for guests; a line each in
         the rule file after the PF's, which gives the VF a pciback slot and binds it (udev writes xen-pciback's
         C(new_slot) and C(bind) through the VF's C(subsystem) link), so that no dom0 driver ever holds it.
       - Needs O(autoprobe=false) (or a PF whose C(sriov_drivers_autoprobe) is off already), else a dom0 driver
