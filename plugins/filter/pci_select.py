@@ -44,7 +44,8 @@ options:
     type: str
   addresses:
     description:
-      - Devices by address, V(DDDD:BB:DD.F) or V(BB:DD.F).
+      - Devices by address, V(DDDD:BB:DD.F) or V(BB:DD.F), or an SR-IOV virtual function by its physical
+        function and index, V(0000:03:00.0/vf1), resolved through the PF's RV(xenpci.passthrough.pci_info#module:devices[].sriov).
     type: list
     elements: str
   ids:
@@ -122,8 +123,8 @@ _value:
   elements: raw
 '''
 
-from collections.abc import Mapping, Sequence
 import re
+from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 
@@ -196,6 +197,9 @@ def _selector(name, values):
     return values
 
 
+_VF_REFERENCE = re.compile(r'^[^/\s]+/vf\d+\Z')
+
+
 def _canonical(text):
     try:
         return str(parse_pci_address(text))
@@ -203,11 +207,27 @@ def _canonical(text):
         _fail('%s', exc)
 
 
+def _virtual_function(devices, text):
+    """The address of the VF ``PF/vfN`` names, from the PF's ``sriov`` in pci_info's records."""
+    pf_text, _sep, index = text.rpartition('/vf')
+    pf = _canonical(pf_text)
+    record = next((device for device in devices if device['address'] == pf), None)
+    if record is None:
+        _fail('%s: no device %s among the %d devices given', text, pf, len(devices))
+    vfs = (record.get('sriov') or {}).get('vfs')
+    if vfs is None:
+        _fail('%s: %s has no SR-IOV virtual functions (pci_info reports no sriov for it)', text, pf)
+    found = [vf['address'] for vf in vfs if str(vf.get('index')) == index]
+    if not found:
+        _fail('%s: %s has no VF %s now (it has %d)', text, pf, index, len(vfs))
+    return found[0]
+
+
 def _by_addresses(devices, addresses):
     known = set(device['address'] for device in devices)
     selected = set()
     for text in addresses:
-        address = _canonical(text)
+        address = _virtual_function(devices, text) if _VF_REFERENCE.match(text) else _canonical(text)
         if address not in known:
             _fail('no device %s among the %d devices given', address, len(devices))
         selected.add(address)

@@ -170,6 +170,33 @@ def test_a_bad_or_unknown_address_fails(devices, address, match):
     fails(match, devices, addresses=[E1000_A, address])
 
 
+def _with_vfs(devices, pf, vfs):
+    """pci_info's records as a host with SR-IOV shows them: the PF's sriov, a record per VF."""
+    records = [dict(device) for device in devices]
+    for record in records:
+        record['sriov'] = None
+        if record['address'] == pf:
+            record['sriov'] = {'totalvfs': 4, 'numvfs': len(vfs), 'drivers_autoprobe': False,
+                               'vfs': [{'index': index, 'address': vf, 'driver': None} for index, vf in enumerate(vfs)]}
+    return records + [{'address': vf, 'physfn': pf, 'sriov': None} for vf in vfs]
+
+
+def test_a_vf_is_selected_by_its_pf_and_index(devices):
+    vfs = ['0000:00:10.2', '0000:00:10.4']
+    records = _with_vfs(devices, E1000_A, vfs)
+    assert pci_select(records, addresses=['%s/vf1' % E1000_A, '00:03.0/vf0']) == vfs
+
+
+@pytest.mark.parametrize('reference, match', [
+    ('%s/vf2' % E1000_A, 'has no VF 2 now'),
+    ('%s/vf0' % E1000_B, 'has no SR-IOV virtual functions'),
+    ('0000:00:1e.0/vf0', 'no device 0000:00:1e.0'),
+    ('00:03/vf0', 'is not a PCI function address'),
+])
+def test_a_bad_vf_reference_fails_naming_it(devices, reference, match):
+    fails(match, _with_vfs(devices, E1000_A, ['0000:00:10.2', '0000:00:10.4']), addresses=[reference])
+
+
 def test_ids_select_a_device_or_a_whole_vendor(devices):
     assert pci_select(devices, ids=['1b36:000d']) == [XHCI]
     assert pci_select(devices, ids=['1AF4']) == [MGMT_NIC, ROOT_DISK]
