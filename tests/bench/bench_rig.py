@@ -167,7 +167,7 @@ def main():
     times = {}
     ping = ['ansible', 'xen_dom0', '-i', inventory, '-m', 'ansible.builtin.ping']
     timed(ping, env=env)        # the first task after a boot pays for the SSH master and dom0's caches: not counted
-    times['no-op task'] = min(timed(ping, env=env) for _ in range(3))
+    times['no-op task'] = min(timed(ping, env=env) for _run in range(3))
     times['raw'] = timed(ssh + [RAW_SCRIPT % {'devices': ' '.join(DEVICES)}])
     assert drivers(ssh) == before
     times['xl, one ssh'] = timed(ssh + [XL_SCRIPT % {'devices': ' '.join(DEVICES)}])
