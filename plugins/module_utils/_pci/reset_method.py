@@ -33,12 +33,13 @@ import errno
 import os
 import re
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host import udev_rules
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import (
     FileEditError,
     PlannedFile,
-    read_text_file,
     write_planned,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.udev_rules import describe_errno, read_own_rules
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.config_space import ConfigSpace
 
@@ -58,7 +59,7 @@ class ResetMethodError(Exception):
 
 
 def rules_path(paths):
-    return paths.join('etc', 'udev', 'rules.d', RULES_NAME)
+    return udev_rules.rules_path(paths, RULES_NAME)
 
 
 def kernel_order(methods):
@@ -184,7 +185,7 @@ class ResetMethodPlan:
             except OSError as exc:
                 problem = self.undo_runtime()
                 raise ResetMethodError('%s: the kernel refused reset_method %r (%s)%s; nothing was changed%s'
-                                       % (device.address, text, _describe(exc),
+                                       % (device.address, text, describe_errno(exc),
                                           '; the device does not support one of them' if exc.errno == errno.EINVAL else '',
                                           problem))
             device.written = True
@@ -201,7 +202,7 @@ class ResetMethodPlan:
                 device.written = False
                 device.after = list(device.before)
             except OSError as exc:
-                failed.append('%s (%s)' % (device.address, _describe(exc)))
+                failed.append('%s (%s)' % (device.address, describe_errno(exc)))
         if failed:
             return ', except the reset_method of %s, which could not be put back' % ', '.join(failed)
         return ''
@@ -211,12 +212,6 @@ class ResetMethodPlan:
             write_planned(self.planned, labels=labels)
         except FileEditError as exc:
             raise ResetMethodError(str(exc))
-
-
-def _describe(exc):
-    if exc.errno is not None:
-        return '%s, %s' % (errno.errorcode.get(exc.errno, exc.errno), os.strerror(exc.errno))
-    return str(exc)
 
 
 def _supported(sysfs, address, enabled):
@@ -264,15 +259,7 @@ def plan_reset_methods(paths, sysfs, addresses, value, kernel_release):
         devices.append(DeviceReset(address, enabled, after, supported))
     if refusals:
         raise ResetMethodError('refusing: %s; nothing was changed' % '; '.join(refusals))
-    path = rules_path(paths)
-    directory = os.path.dirname(path)
-    if os.path.islink(directory):
-        raise ResetMethodError('cannot write %s: its directory %s is a symbolic link; refusing to write through it; '
-                               'nothing was changed' % (path, directory))
-    try:
-        before = read_text_file(path)
-    except FileEditError as exc:
-        raise ResetMethodError('%s; nothing was changed' % exc)
+    path, before = read_own_rules(paths, RULES_NAME, ResetMethodError)
     entries = parse_rules(before, path)
     for device in devices:
         if request == DEFAULT:

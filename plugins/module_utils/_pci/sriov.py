@@ -44,12 +44,13 @@ import errno
 import os
 import re
 
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host import udev_rules
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import (
     FileEditError,
     PlannedFile,
-    read_text_file,
     write_planned,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.udev_rules import describe_errno, read_own_rules
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
     PciAddressError,
     is_canonical_address,
@@ -89,13 +90,7 @@ class SriovError(Exception):
 
 
 def rules_path(paths):
-    return paths.join('etc', 'udev', 'rules.d', RULES_NAME)
-
-
-def _describe(exc):
-    if exc.errno is not None:
-        return '%s, %s' % (errno.errorcode.get(exc.errno, exc.errno), os.strerror(exc.errno))
-    return str(exc)
+    return udev_rules.rules_path(paths, RULES_NAME)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -370,7 +365,7 @@ class SriovPlan:
                 done.append('numvfs')
         except OSError as exc:
             raise SriovError('%s: the kernel refused to set %s (%s)%s%s'
-                             % (self.pf, step, _describe(exc), _kernel_hint(exc, self.driver), self._undo(done)))
+                             % (self.pf, step, describe_errno(exc), _kernel_hint(exc, self.driver), self._undo(done)))
         try:
             write_planned(self.planned, labels=labels)
         except FileEditError as exc:
@@ -390,12 +385,12 @@ class SriovPlan:
                     if self.before['numvfs']:
                         self._write('sriov_numvfs', self.before['numvfs'])
             except OSError as exc:
-                failed.append('sriov_numvfs %d (%s)' % (self.before['numvfs'], _describe(exc)))
+                failed.append('sriov_numvfs %d (%s)' % (self.before['numvfs'], describe_errno(exc)))
         if 'autoprobe' in done:
             try:
                 self._write('sriov_drivers_autoprobe', int(bool(self.before['drivers_autoprobe'])))
             except OSError as exc:
-                failed.append('sriov_drivers_autoprobe (%s)' % _describe(exc))
+                failed.append('sriov_drivers_autoprobe (%s)' % describe_errno(exc))
         if failed:
             return '; could not put back %s' % ', '.join(failed)
         return ('; sriov_numvfs and sriov_drivers_autoprobe were put back as they were (VFs that were removed come '
@@ -457,15 +452,7 @@ def plan_sriov(paths, sysfs, pf_text, numvfs, autoprobe=None, persistent=True, f
                                 '; '.join('%s (%s/vf%d) is %s' % (address, pf, _index(before, address),
                                                                   ', '.join(reasons))
                                           for address, reasons in sorted(in_use.items()))))
-    path = rules_path(paths)
-    directory = os.path.dirname(path)
-    if os.path.islink(directory):
-        raise SriovError('cannot write %s: its directory %s is a symbolic link; refusing to write through it; '
-                         'nothing was changed' % (path, directory))
-    try:
-        text = read_text_file(path)
-    except FileEditError as exc:
-        raise SriovError('%s; nothing was changed' % exc)
+    path, text = read_own_rules(paths, RULES_NAME, SriovError)
     entries = parse_rules(text, path)
     if persistent and numvfs:
         kept = entries.get(pf) or {}        # autoprobe and hold_vfs omitted: its lines keep what they had
