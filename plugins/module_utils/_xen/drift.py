@@ -27,10 +27,10 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity i
     read_identity,
     resolve_identity,
 )
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import PCIBACK_MODULE
 
 JOURNAL = 'journal'
 HIDE = 'hide'
-PCIBACK_MODULE = 'xen-pciback'
 
 
 def hide_identities(paths):
