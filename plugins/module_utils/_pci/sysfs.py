@@ -134,6 +134,17 @@ class PciSysfs:
             return False
         return (self.attribute(os.path.basename(os.readlink(physfn)), 'sriov_drivers_autoprobe') or '1').strip() == '0'
 
+    def vf_reference(self, address):
+        """``PF/vfN`` for a virtual function (its ``physfn`` link, and the PF's ``virtfnN`` link back to it), else None."""
+        physfn = os.path.join(self.devices_dir, address, 'physfn')
+        if not os.path.islink(physfn):
+            return None
+        pf = os.path.basename(os.readlink(physfn))
+        for name in os.listdir(os.path.join(self.devices_dir, pf)):
+            if name.startswith('virtfn') and link_name(os.path.join(self.devices_dir, pf, name)) == address:
+                return '%s/vf%s' % (pf, name[len('virtfn'):])
+        return None
+
     def set_driver_override(self, address, driver):
         """Set ``driver_override``; None clears it."""
         self.write(os.path.join(self.devices_dir, address, 'driver_override'), (driver or '') + '\n')

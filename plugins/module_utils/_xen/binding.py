@@ -613,6 +613,9 @@ class PcibackBinder:
         identity = self._identities.get(plan.address)
         if identity is not None:
             entry['identity'] = identity
+        vf_reference = self.sysfs.vf_reference(plan.address)
+        if vf_reference is not None:
+            entry['sriov_vf'] = vf_reference       # a VF by its PF and index too, beside its address
         if plan.override_before not in (None, PCIBACK) and not entry.get('original_override'):
             entry['original_override'] = plan.override_before
         entry.setdefault('original_override', None)

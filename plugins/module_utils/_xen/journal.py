@@ -22,6 +22,8 @@ Entry fields:
   identity         what the device is and where it sits (``_pci.identity``: vendor, device, subsystem
                    ids, class, path), so that a later run sees when the address names another device;
                    absent from the entries of journals written before it was recorded, which still load
+  sriov_vf         ``PF/vfN`` for an SR-IOV virtual function: its physical function and index, beside the
+                   address the VF has while that PF has that many VFs
 """
 
 from __future__ import absolute_import, division, print_function

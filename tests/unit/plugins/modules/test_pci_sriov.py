@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 
 import pytest
@@ -194,5 +195,8 @@ def test_a_vf_without_autoprobe_is_held_through_an_override_that_goes_with_it(sr
     held = sriov(pci_assignable, devices=['%s/vf0' % PF])
     assert held['changed'] is True and sriov.kernel.driver(vf) == 'pciback'
     assert sriov.kernel.override(vf) == 'pciback'       # the kernel probes such a VF only through one
+    with open(os.path.join(sriov.kernel.root, 'var/lib/xenpci_passthrough/drivers.json')) as handle:
+        entry = json.load(handle)['devices'][vf]
+    assert entry['sriov_vf'] == '%s/vf0' % PF                # the journal knows the VF by its PF and index too
     back = sriov(pci_assignable, devices=['%s/vf0' % PF], state='absent')
     assert back.get('changed') is True and sriov.kernel.driver(vf) is None and sriov.kernel.override(vf) is None, back
