@@ -397,3 +397,37 @@ def test_a_set_moves_whole_its_bridges_stay_and_force_takes_one_member(rig, isol
 
     forced = rig.module('pci_assignable', {'devices': [behind_a], 'force': True})
     assert not forced['failed'] and [rig.driver(address) for address in (behind_a, behind_b)] == ['pciback', 'e1000']
+
+
+RESET_RULES = '/etc/udev/rules.d/70-xenpci-passthrough-reset.rules'
+
+
+@pytest.fixture
+def reset_nic(rig):
+    """A NIC whose kernel offers more than one reset method; its methods and drivers as they were afterwards."""
+    rig.require_pciback()
+    nic = (rig.msi_nics or rig.nics)[0]
+    methods = rig.ssh('cat /sys/bus/pci/devices/%s/reset_method' % nic).stdout.split()
+    if len(methods) < 2:
+        pytest.skip('%s offers %s: nothing to choose from' % (nic, methods or 'no reset'))
+    yield nic, methods
+    rig.give_back([nic])
+    rig.ssh('echo default > /sys/bus/pci/devices/%s/reset_method; rm -f %s' % (nic, RESET_RULES))
+
+
+def test_a_reset_method_is_set_now_kept_for_boot_and_given_back(rig, reset_nic):
+    nic, methods = reset_nic
+    chosen = methods[-1:]
+    held = rig.module('pci_assignable', {'devices': [nic], 'reset_method': chosen})
+    assert not held.get('failed') and held['changed'] is True, held
+    assert held['devices'][0]['reset_method'] == chosen and rig.driver(nic) == 'pciback'
+    assert rig.ssh('cat /sys/bus/pci/devices/%s/reset_method' % nic).stdout.split() == chosen
+    assert 'KERNEL=="%s", ATTR{reset_method}="%s"' % (nic, chosen[0]) in rig.files(RESET_RULES)[RESET_RULES]
+    again = rig.module('pci_assignable', {'devices': [nic], 'reset_method': chosen})
+    assert not again.get('failed') and again['changed'] is False, again
+    refused = rig.module('pci_assignable', {'devices': [nic], 'reset_method': ['cxl_bus']})
+    assert refused.get('failed') is True and 'cxl_bus' in refused['msg'] and nic in refused['msg'], refused
+    back = rig.module('pci_assignable', {'devices': [nic], 'state': 'absent', 'reset_method': 'default'})
+    assert not back.get('failed') and rig.driver(nic) != 'pciback', back
+    assert rig.ssh('cat /sys/bus/pci/devices/%s/reset_method' % nic).stdout.split() == methods
+    assert rig.files(RESET_RULES)[RESET_RULES] is None
