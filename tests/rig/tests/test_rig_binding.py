@@ -368,6 +368,8 @@ def test_the_sets_worked_out_in_dom0_are_the_iommu_groups_linux_forms_without_xe
 @pytest.fixture
 def isolation(rig):
     """The devices of the rig's isolation topology, back on their drivers after the test."""
+    if not rig.isolation:
+        pytest.skip('the %s rig has no isolation topology (the x86_64 rig has one)' % rig.arch)
     rig.require_pciback()
     yield rig.isolation
     rig.give_back(rig.isolation)
