@@ -409,7 +409,8 @@ def reset_nic(rig):
     """A NIC whose kernel offers more than one reset method; its methods and drivers as they were afterwards."""
     rig.require_pciback()
     nic = (rig.msi_nics or rig.nics)[0]
-    methods = rig.ssh('cat /sys/bus/pci/devices/%s/reset_method' % nic).stdout.split()
+    path = '/sys/bus/pci/devices/%s/reset_method' % nic
+    methods = (rig.files(path)[path] or '').split()        # no file: the kernel offers no reset (arm64's e1000)
     if len(methods) < 2:
         pytest.skip('%s offers %s: nothing to choose from' % (nic, methods or 'no reset'))
     yield nic, methods
