@@ -40,6 +40,14 @@ def read_own_rules(paths, name, error):
         raise error('%s; nothing was changed' % exc)
 
 
+def rule_lines(text):
+    """``(line number, line)`` for each line of a rule file that is neither blank nor a comment, stripped."""
+    for number, line in enumerate((text or '').split('\n'), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith('#'):
+            yield number, stripped
+
+
 def describe_errno(exc):
     """``EINVAL, Invalid argument`` for an OSError with an errno, else its text."""
     if exc.errno is not None:

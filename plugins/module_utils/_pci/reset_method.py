@@ -39,7 +39,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit
     PlannedFile,
     write_planned,
 )
-from ansible_collections.xenpci.passthrough.plugins.module_utils._host.udev_rules import describe_errno, read_own_rules
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.udev_rules import describe_errno, read_own_rules, rule_lines
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import is_canonical_address
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.config_space import ConfigSpace
 
@@ -108,10 +108,7 @@ def _release_before_5_15(release):
 def parse_rules(text, path):
     """``{address: [methods]}`` of the collection's rule file; any other line is refused (a hand edit)."""
     entries = {}
-    for number, line in enumerate((text or '').split('\n'), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith('#'):
-            continue
+    for number, stripped in rule_lines(text):
         match = _RULE_RE.match(stripped)
         methods = match.group(2).split() if match else []
         if match is None or not is_canonical_address(match.group(1)) or not methods \

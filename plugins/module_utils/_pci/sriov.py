@@ -50,7 +50,7 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit
     PlannedFile,
     write_planned,
 )
-from ansible_collections.xenpci.passthrough.plugins.module_utils._host.udev_rules import describe_errno, read_own_rules
+from ansible_collections.xenpci.passthrough.plugins.module_utils._host.udev_rules import describe_errno, read_own_rules, rule_lines
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import (
     PciAddressError,
     is_canonical_address,
@@ -232,10 +232,7 @@ def parse_rules(text, path):
     """``{PF address: {vendor, device, autoprobe, numvfs, hold}}`` of the collection's rule file (``hold``: the
     indexes of the VFs held for guests, each a line after its PF's); any other line is refused."""
     entries = {}
-    for number, line in enumerate((text or '').split('\n'), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith('#'):
-            continue
+    for number, stripped in rule_lines(text):
         match = _RULE_RE.match(stripped)
         hold = _HOLD_RE.match(stripped)
         if hold is not None and hold.group(2) in entries:
