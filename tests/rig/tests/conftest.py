@@ -47,6 +47,14 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes many minutes on the emulated rig (make rig-test-full)')
     config.addinivalue_line('markers', 'smoke: the short selection: the rig boots, xen-pciback is there, one assign '
                                        'and restore (make rig-smoke)')
+    config.addinivalue_line('markers', 'power_cycle: powers the rig off and on with other hardware or the initramfs '
+                                       'on its disk; runs after every other test')
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that power-cycle the rig run last: what they change (the devices' addresses, the initramfs the rig
+    boots) is not undone for the tests after them."""
+    items.sort(key=lambda item: item.get_closest_marker('power_cycle') is not None)
 
 
 # Where the rig tests' time goes, by kind of call: {kind: [calls, seconds]}, printed after the tests.
@@ -107,7 +115,8 @@ class Rig:
     ``bridges``, ``candidates``, ``isolation`` (the devices below a root port without ACS, a switch, a conventional
     PCI bridge: x86_64 only); ``linux_iommu_groups`` Linux's IOMMU groups on the same machine booted without Xen
     (tests/rig/linux-iommu-groups; None where not recorded); ``sriov_pf`` an SR-IOV physical function (x86_64 only:
-    QEMU's NVMe controller, eight VFs).
+    QEMU's NVMe controller, eight VFs); ``drift`` two NICs of models found nowhere else on the rig (x86_64 only),
+    which ``power_cycle`` can boot at each other's address (``swap`` says when they are).
     ``xen_passthrough`` says whether the rig's Xen can quarantine and pass PCI devices through;
     ``pciback_holds`` whether dom0's xen-pciback can hold a device at all (not on the arm64 trixie
     rig: Linux 6.12's pciback asks Xen to reset each device, which a Xen without PCI support refuses);
@@ -132,6 +141,8 @@ class Rig:
         self.candidates = self._list('RIG_PCI_CANDIDATES')
         self.isolation = self._list('RIG_PCI_ISOLATION')
         self.sriov_pf = env.get('RIG_PCI_SRIOV_PF') or None
+        self.drift = self._list('RIG_PCI_DRIFT')
+        self.swap = env.get('RIG_PCI_SWAP') or None
         groups_file = os.environ.get('RIG_LINUX_IOMMU_GROUPS')
         self.linux_iommu_groups = None
         if groups_file:
@@ -218,6 +229,15 @@ class Rig:
         started = time.time()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900, env=self.script_env())
         _timed('reboot', started)
+
+    def power_cycle(self, swap=None):
+        """Power dom0 off and start the machine again with the initramfs on dom0's disk, and with ``swap``
+        (``ADDRESS=ADDRESS``) two devices at each other's address; the rig's addresses by role are read again."""
+        argv = [os.path.join(RIG_DIR, 'reboot'), '--power-cycle'] + (['--swap', swap] if swap else [])
+        started = time.time()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900, env=self.script_env())
+        _timed('power cycle', started)
+        self.__init__(_read_env(os.path.join(os.path.dirname(self.inventory), 'rig.env')))
 
     def module(self, name, args, check=False, diff=False):
         """Run xenpci.passthrough.<name> with ``args``; return its result for the rig host."""
