@@ -166,7 +166,6 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity i
     IdentityError,
     describe,
     describe_pattern,
-    identity_differs,
     matches_identity,
     partial_identity,
     resolve_identity,
@@ -252,15 +251,14 @@ def _followed(devices, address):
     record = next((device for device in devices if device['address'] == address), None)
     drift = (record or {}).get('drift') or []
     if not isinstance(drift, list):
-        _fail('%s: its drift is not a list of pci_info: %r', address, drift)
+        _fail('%s: its drift is not the list pci_info gives: %r', address, drift)
     recorded = []
     for entry in drift:
         identity = valid_identity(entry.get('recorded')) if isinstance(entry, dict) else None
         if identity is None:
             _fail('%s: its drift has no recorded identity pci_info would give (vendor, device, subsystem ids, class): '
                   '%r', address, entry)
-        if not any(not identity_differs(identity, other) and not identity_differs(other, identity)
-                   for other in recorded):
+        if identity not in recorded:
             recorded.append(identity)
     if not recorded:
         return address
