@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 name: pci_select
-short_description: Select PCI devices from pci_info's result by a JMESPath query, addresses, ids, classes or interfaces
+short_description: Select PCI devices from pci_info's result by query, address, id, class, interface or identity
 version_added: 0.1.0
 author:
   - xenpci.passthrough maintainers (@xenpci)
@@ -20,12 +20,12 @@ description:
     (V([?passthrough.candidate])), their addresses (V([?vendor_id=='8086'].address)), one record or one address.
     Any other result (a number, a boolean, a record without an address, a string that is not the address of one
     of the devices) is an error, so that a mistyped query cannot select anything but devices.
-  - O(addresses), O(ids), O(classes) and O(interfaces) select devices without JMESPath. As with the filters of
-    M(xenpci.passthrough.pci_info), a device is selected when every selector given selects it (with O(query) too),
-    and a selector selects a device when any of its values matches. So O(ids=[8086], classes=[02, 0c03]) selects
-    Intel devices that are network or USB controllers.
-  - At least one selector must be given. An empty list selects nothing. An address or an interface that no
-    device has is an error; ids, classes and queries that match nothing select nothing.
+  - O(addresses), O(ids), O(classes), O(interfaces) and O(identities) select devices without JMESPath. As with the
+    filters of M(xenpci.passthrough.pci_info), a device is selected when every selector given selects it (with
+    O(query) too), and a selector selects a device when any of its values matches. So
+    O(ids=[8086], classes=[02, 0c03]) selects Intel devices that are network or USB controllers.
+  - At least one selector must be given. An empty list selects nothing. An address, an interface or an identity
+    that no device has is an error; ids, classes and queries that match nothing select nothing.
   - The devices come back in the order of the input (pci_info sorts them by address), each once.
   - Runs on the controller; O(query) needs the Python library C(jmespath) there.
 positional: query
@@ -64,17 +64,36 @@ options:
       - Devices by the name of one of their network interfaces (V(enp3s0)).
     type: list
     elements: str
-  functions:
+  identities:
     description:
-      - V(given) returns the devices selected. V(all) adds every other function of their devices (same domain,
-        bus and slot) among the input, so that a selection of a GPU's VGA function brings its audio and USB
-        functions, which must go to a guest with it.
-    type: str
-    default: given
-    choices: [given, all]
-  records:
+      - Devices by what they are and where they sit, as RV(xenpci.passthrough.pci_info#module:devices[].identity)
+        gives it, so that a selection recorded once still finds its devices after a card added renumbered the buses.
+      - Each item is a dict of some of the fields C(vendor), C(device), C(subsystem_vendor), C(subsystem_device)
+        (four hex digits each), C(class) (2, 4 or 6 hex digits, a prefix as in O(classes)) and C(path) (the path
+        through the bridges, V(pci0000:00/0000:00:1c.0/0000:03:00.0), or the same without bus numbers,
+        V(pci0000:00/1c.0/00.0)). A device matches an item when it has every field the item gives; paths are
+        compared without their bus numbers, so a path recorded before the buses were renumbered still matches.
+        A field set to null is left out, so a whole RV(xenpci.passthrough.pci_info#module:devices[].identity) is
+        an item too.
+      - Each item must match a device among the input; one that matches none (the device has left the host, or is
+        not among the devices given) is an error naming it. An item without C(path) may match several devices (two
+        cards of one model); an item with a C(path) must match exactly one.
+      - An item that is not such a dict (a field it does not know, a value that is not hex, an empty dict) is an error.
+    type: list
+    elements: dict
+  follow_identity:
     description:
-      - Return the device records instead of their addresses.
+      - Follow the addresses of O(addresses) whose device is not the one the collection recorded there. An address
+        whose RV(xenpci.passthrough.pci_info#module:devices[].drift) is not empty stands for the address where the
+        recorded device is now, found among the input by the rules of
+        O(xenpci.passthrough.pci_assignable#module:follow_identity) (by ids, and among devices with the same ids the
+        one in the recorded slot). The physical function of a V(PF/vfN) reference is followed too.
+      - A recorded device that no device of the input is, or several are, is an error naming the address, and so
+        are records of one address that name different devices, or two addresses followed to one device.
+      - Only the selection follows; the records stay where they are. To act on devices this collection holds, give
+        the recorded addresses to M(xenpci.passthrough.pci_assignable) or M(xenpci.passthrough.xen_guest_pci) with
+        their option C(follow_identity), which moves the journal entries with the devices.
+      - V(false) selects the addresses as given.
     type: bool
     default: false
 requirements:
@@ -108,6 +127,16 @@ EXAMPLES = r'''
   ansible.builtin.set_fact:
     gpus: "{{ pci | xenpci.passthrough.pci_select('[?passthrough.candidate]', classes=['03'], functions='all') }}"
 
+- name: The NIC recorded by its identity (ids and slot), wherever a renumbering moved it
+  ansible.builtin.set_fact:
+    nic: "{{ pci | xenpci.passthrough.pci_select(identities=[recorded]) }}"
+  vars:
+    recorded: {vendor: '8086', device: '10d3', path: 'pci0000:00/0000:00:1c.0/0000:03:00.0'}
+
+- name: The addresses of the inventory, each followed to its recorded device if the buses were renumbered
+  ansible.builtin.set_fact:
+    passthrough_devices: "{{ pci | xenpci.passthrough.pci_select(addresses=['0000:03:00.0'], follow_identity=true) }}"
+
 - name: Show the drivers of the devices that have no IOMMU group mates
   ansible.builtin.debug:
     msg: "{{ pci.devices | xenpci.passthrough.pci_select('[?length(iommu_group_devices) == `0`]', records=true)
@@ -132,6 +161,15 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address im
     PciAddressError,
     parse_pci_address,
     whole_devices,
+)
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import (
+    IdentityError,
+    describe,
+    describe_pattern,
+    matches_identity,
+    partial_identity,
+    resolve_identity,
+    valid_identity,
 )
 
 try:
@@ -207,10 +245,43 @@ def _canonical(text):
         _fail('%s', exc)
 
 
-def _virtual_function(devices, text):
-    """The address of the VF ``PF/vfN`` names, from the PF's ``sriov`` in pci_info's records."""
+def _followed(devices, address):
+    """Where the device the records of ``address`` name is now, by pci_info's ``drift`` of ``address``; the address
+    itself when its records name the device there (no drift), or when no device has it (the caller says so)."""
+    record = next((device for device in devices if device['address'] == address), None)
+    drift = (record or {}).get('drift') or []
+    if not isinstance(drift, list):
+        _fail('%s: its drift is not the list pci_info gives: %r', address, drift)
+    recorded = []
+    for entry in drift:
+        identity = valid_identity(entry.get('recorded')) if isinstance(entry, dict) else None
+        if identity is None:
+            _fail('%s: its drift has no recorded identity pci_info would give (vendor, device, subsystem ids, class): '
+                  '%r', address, entry)
+        if identity not in recorded:
+            recorded.append(identity)
+    if not recorded:
+        return address
+    identities = dict((device['address'], device.get('identity')) for device in devices)
+    found = []
+    for identity in recorded:
+        try:
+            found.append(resolve_identity(identity, identities))
+        except IdentityError as exc:
+            _fail('%s (follow_identity): %s (looked for among the %d devices given)', address, exc, len(devices))
+    if len(set(found)) > 1:
+        _fail('%s (follow_identity): its records name different devices, %s', address,
+              '; '.join('%s, now at %s' % (describe(identity), at) for identity, at in zip(recorded, found)))
+    return found[0]
+
+
+def _virtual_function(devices, text, follow=False):
+    """The address of the VF ``PF/vfN`` names, from the PF's ``sriov`` in pci_info's records (``follow``: the PF's
+    address followed first, see _followed)."""
     pf_text, _sep, index = text.rpartition('/vf')
     pf = _canonical(pf_text)
+    if follow:
+        pf = _followed(devices, pf)
     record = next((device for device in devices if device['address'] == pf), None)
     if record is None:
         _fail('%s: no device %s among the %d devices given', text, pf, len(devices))
@@ -223,14 +294,59 @@ def _virtual_function(devices, text):
     return found[0]
 
 
-def _by_addresses(devices, addresses):
+def _by_addresses(devices, addresses, follow=False):
     known = set(device['address'] for device in devices)
     selected = set()
+    followed = {}
     for text in addresses:
-        address = _virtual_function(devices, text) if _VF_REFERENCE.match(text) else _canonical(text)
-        if address not in known:
-            _fail('no device %s among the %d devices given', address, len(devices))
+        if _VF_REFERENCE.match(text):
+            address = _virtual_function(devices, text, follow)
+        else:
+            address = _canonical(text)
+            if address not in known:
+                _fail('no device %s among the %d devices given', address, len(devices))
+            if follow:
+                given, address = address, _followed(devices, address)
+                if address != given:
+                    followed.setdefault(address, set()).add(given)
         selected.add(address)
+    for address, given in sorted(followed.items()):
+        if len(given) > 1:
+            _fail('%s are followed to one device, %s (follow_identity): their records name the same device',
+                  ' and '.join(sorted(given)), address)
+    return selected
+
+
+def _identity_patterns(values):
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        _fail('identities must be a list of dicts, not %s %r', type(values).__name__, values)
+    patterns = []
+    for index, value in enumerate(_plain(values)):
+        try:
+            patterns.append(partial_identity(value))
+        except ValueError as exc:
+            _fail('identities item %d, %r: %s', index, value, exc)
+    return patterns
+
+
+def _by_identities(devices, patterns):
+    selected = set()
+    missing = []
+    for pattern in patterns:
+        found = sorted(set(device['address'] for device in devices
+                           if matches_identity(pattern, device.get('identity'))))
+        if not found:
+            missing.append(describe_pattern(pattern))
+        elif 'path' in pattern and len(found) > 1:
+            _fail('the identity %s matches %d devices, %s: an identity with a path must match one',
+                  describe_pattern(pattern), len(found), ', '.join(found))
+        selected.update(found)
+    if missing:
+        hint = ''
+        if not any(isinstance(device.get('identity'), dict) for device in devices):
+            hint = ' (the records given have no identity: give it the devices of xenpci.passthrough.pci_info)'
+        _fail('no device among the %d devices given has the identity %s: it has left the host or is not among the '
+              'devices given%s', len(devices), '; nor '.join(missing), hint)
     return selected
 
 
@@ -309,24 +425,31 @@ def _by_query(devices, query):
     return selected
 
 
-SELECTORS = (('addresses', _by_addresses), ('ids', _by_ids), ('classes', _by_classes), ('interfaces', _by_interfaces))
+SELECTORS = (('ids', _by_ids), ('classes', _by_classes), ('interfaces', _by_interfaces))
 
 
 def pci_select(data, query=None, addresses=None, ids=None, classes=None, interfaces=None, records=False,
-               functions='given'):
+               functions='given', identities=None, follow_identity=False):
     """The addresses (or records) of the devices that every selector given selects, in the input's order."""
     if not isinstance(records, bool):
         _fail('records must be true or false, not %r', records)
+    if not isinstance(follow_identity, bool):
+        _fail('follow_identity must be true or false, not %r', follow_identity)
     if functions not in ('given', 'all'):
         _fail('functions must be given or all, not %r', functions)
     devices = _devices(data)
-    values = {'addresses': addresses, 'ids': ids, 'classes': classes, 'interfaces': interfaces}
-    selections = [select(devices, _selector(name, values[name])) for name, select in SELECTORS
-                  if values[name] is not None]
+    selections = []
+    if addresses is not None:
+        selections.append(_by_addresses(devices, _selector('addresses', addresses), follow_identity))
+    values = {'ids': ids, 'classes': classes, 'interfaces': interfaces}
+    selections.extend(select(devices, _selector(name, values[name])) for name, select in SELECTORS
+                      if values[name] is not None)
+    if identities is not None:
+        selections.append(_by_identities(devices, _identity_patterns(identities)))
     if query is not None:
         selections.append(_by_query(devices, query))
     if not selections:
-        _fail('no selector given: name the devices with a query, addresses, ids, classes or interfaces')
+        _fail('no selector given: name the devices with a query, addresses, ids, classes, interfaces or identities')
     selected = set.intersection(*selections)
     if functions == 'all':
         selected = set(whole_devices(selected, [device['address'] for device in devices]))

@@ -25,8 +25,9 @@ description:
     M(xenpci.passthrough.pci_assignable) with O(xenpci.passthrough.pci_assignable#module:state=absent) gives it back
     to its dom0 driver.
   - Refuses, before anything is changed, a guest that does not run, dom0 (V(Domain-0) or id 0), a device that is not
-    on the PCI bus, an option xl does not know, a malformed address, and a device that another running domain has
-    (naming that domain).
+    on the PCI bus, an option xl does not know, a malformed address, a device that another running domain has
+    (naming that domain), and an address the collection recorded as another device than the one there now (see
+    O(follow_identity)).
   - Refuses O(state=present) on a hypervisor that cannot give PCI devices to guests (Xen on Arm before 4.21, such
     as Debian's arm64 Xen, which has no PCI passthrough to guests and whose guests have no PV PCI frontend), saying
     why in RV(hypervisor_limit).
@@ -110,6 +111,28 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  follow_identity:
+    description:
+      - Where the collection recorded a device (the journal of M(xenpci.passthrough.pci_assignable), the
+        C(# identity) comments of its xen-pciback modprobe.d file) it keeps the device's identity beside the address
+        (vendor, device, subsystem ids, class and its path through the bridges). An address whose recorded identity
+        is not the device there now (a card was added and the buses were renumbered) is refused, with either
+        O(state), naming both identities, with nothing changed.
+      - V(true) acts instead where the recorded device is now, found by its identity as
+        O(xenpci.passthrough.pci_assignable#module:follow_identity) finds it (ids; among devices with the same ids,
+        the one in the recorded slot). The device is attached or detached at its address now, which
+        RV(devices[].address) gives, and RV(devices[].followed_from) names the address the records named. When it
+        is made assignable here (O(make_assignable), C(seize)), its journal entry moves with it, as
+        M(xenpci.passthrough.pci_assignable) moves it. With O(config), its entry in the file goes to its address now,
+        and an entry at the old address, which names another device now, is taken out. An identity that matches no
+        device (it left the host) or several is refused, naming them, and so are two addresses whose records name
+        one device.
+      - The hide list still names the old address; M(xenpci.passthrough.pci_info) reports it in
+        RV(xenpci.passthrough.pci_info#module:devices[].drift) until M(xenpci.passthrough.module_params) changes it.
+        Once the journal entry has moved, the journal records the device at its address now only, so later tasks
+        should name that address.
+    type: bool
+    default: false
   make_assignable:
     description:
       - With O(state=present), make each device that is not assignable yet assignable first, as
@@ -163,6 +186,13 @@ EXAMPLES = r'''
         permissive: true
     backup: true
 
+- name: Attach the NIC recorded at 03:00.0 wherever a card added since has moved it, making it assignable
+  xenpci.passthrough.xen_guest_pci:
+    domain: web1
+    devices: ['0000:03:00.0']
+    make_assignable: true
+    follow_identity: true
+
 - name: Take a device back from the guest (it stays assignable)
   xenpci.passthrough.xen_guest_pci:
     domain: web1
@@ -212,6 +242,11 @@ devices:
     made_assignable:
       description: Whether the device was (in check mode, would be) made assignable before it was attached.
       type: bool
+    followed_from:
+      description: With O(follow_identity=true), the address the records named when they were followed to this one.
+      type: str
+      returned: when the device was followed
+      sample: '0000:03:00.0'
     driver_before:
       description: The device's dom0 driver before the task (V(pciback) when assignable), or null.
       type: str
@@ -331,6 +366,7 @@ def main():
             config=dict(type='path'),
             backup=dict(type='bool', default=False),
             make_assignable=dict(type='bool', default=False),
+            follow_identity=dict(type='bool', default=False),
             lock_timeout=dict(type='int', default=120),
         ),
         supports_check_mode=True,
@@ -340,7 +376,7 @@ def main():
     guests = open_guest_devices(paths, Commands.for_module(module), XenHost(paths), check_mode=module.check_mode,
                                 make_assignable=params['make_assignable'],
                                 lock=lambda: HostLock(paths, timeout=params['lock_timeout']),
-                                controller_address=controller_address())
+                                controller_address=controller_address(), follow_identity=params['follow_identity'])
     try:
         result = guests.ensure(params['domain'], params['devices'], params['state'], config=params['config'],
                                backup=module.backup_local if params['backup'] else None, labels=module)

@@ -17,7 +17,8 @@ The identity is what the device is (vendor, device, subsystem ids, class) and wh
 ``identity_differs`` says whether what is at an address now is another device than the one recorded
 there; ``resolve_identity`` finds where a recorded device is now. Both take the records of
 ``inventory.read_devices``, which read every field but the path in one ``modalias`` read, so an
-identity costs one ``readlink`` more per function.
+identity costs one ``readlink`` more per function. ``partial_identity`` and ``matches_identity``
+select devices by some of the fields (the ``identities`` of the ``pci_select`` filter).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,6 +36,8 @@ _RECORD_KEYS = dict(zip(ID_FIELDS, ('vendor_id', 'device_id', 'subsystem_vendor_
 _HEX_RE = re.compile(r'^[0-9a-f]{4}\Z')
 _CLASS_RE = re.compile(r'^[0-9a-f]{6}\Z')
 _PATH_RE = re.compile(r'^pci[0-9a-f]{4}:[0-9a-f]{2}(?:/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])+\Z')
+_SLOT_PATH_RE = re.compile(r'^pci[0-9a-f]{4}:[0-9a-f]{2}(?:/[0-9a-f]{2}\.[0-7])+\Z')
+_CLASS_PREFIX_RE = re.compile(r'^(?:[0-9a-f]{2}){1,3}\Z')
 _COMMENT_RE = re.compile(r'^#\s*identity\s+(\S+)\s+(.*)$')
 
 
@@ -120,6 +123,75 @@ def identity_differs(recorded, current):
         return True
     return bool(recorded.get('path') and current.get('path')
                 and slot_path(recorded['path']) != slot_path(current['path']))
+
+
+def partial_identity(value):
+    """``value``, a dict of some of the fields, as a pattern for ``matches_identity`` (ValueError saying what is wrong).
+
+    The ids are four hex digits, ``class`` two, four or six (a prefix), ``path`` a path through the
+    bridges with its bus numbers (``pci0000:00/0000:00:1c.0/0000:03:00.0``) or without them
+    (``pci0000:00/1c.0/00.0``, as ``slot_path`` gives it). Upper-case hex is taken as lower-case; a
+    field that is None is left out (so an identity whose path is unknown is a pattern too), but at
+    least one field must be given.
+    """
+    if not isinstance(value, dict):
+        raise ValueError('an identity is a dict of some of %s, not a %s' % (', '.join(FIELDS), type(value).__name__))
+    unknown = sorted(str(key) for key in value if key not in FIELDS)
+    if unknown:
+        raise ValueError('%s: not a field of an identity (%s)' % (', '.join(unknown), ', '.join(FIELDS)))
+    pattern = {}
+    for field in FIELDS:
+        text = value.get(field)
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            kind = 'number' if isinstance(text, (int, float)) else type(text).__name__
+            raise ValueError('%s=%r is a %s, not a string (quote hex in YAML)' % (field, text, kind))
+        text = text.strip().lower()
+        if field == 'path':
+            valid = _PATH_RE.match(text) or _SLOT_PATH_RE.match(text)
+            form = 'a path through the bridges (pci0000:00/0000:00:1c.0/0000:03:00.0 or pci0000:00/1c.0/00.0)'
+        elif field == 'class':
+            valid = _CLASS_PREFIX_RE.match(text)
+            form = '2, 4 or 6 hex digits'
+        else:
+            valid = _HEX_RE.match(text)
+            form = '4 hex digits'
+        if not valid:
+            raise ValueError('%s=%r is not %s' % (field, value[field], form))
+        pattern[field] = text
+    if not pattern:
+        raise ValueError('an identity needs at least one of %s' % ', '.join(FIELDS))
+    return pattern
+
+
+def matches_identity(pattern, identity):
+    """True when ``identity`` (identity_of's, or pci_info's) has every field of ``pattern`` (partial_identity's).
+
+    Ids are equal, the class starts with the pattern's, and the paths are in the same slots (``slot_path``:
+    bus numbers left out, so a device whose bus was renumbered still matches).
+    """
+    if not isinstance(identity, dict):
+        return False
+    for field, wanted in pattern.items():
+        have = identity.get(field)
+        if not isinstance(have, str):
+            return False
+        have = have.lower()
+        if field == 'class':
+            same = have.startswith(wanted)
+        elif field == 'path':
+            same = slot_path(have) == slot_path(wanted)
+        else:
+            same = have == wanted
+        if not same:
+            return False
+    return True
+
+
+def describe_pattern(pattern):
+    """``vendor=8086 device=10d3 path=pci0000:00/1c.0/00.0``: a pattern of partial_identity, its fields in order."""
+    return ' '.join('%s=%s' % (field, pattern[field]) for field in FIELDS if field in pattern)
 
 
 def describe(identity):

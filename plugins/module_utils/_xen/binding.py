@@ -69,10 +69,9 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs impo
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.drift import (
     JOURNAL,
     current_identities,
+    drift_at,
     drift_message,
-    find_drift,
     follow,
-    recorded_identities,
 )
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import PCIBACK_MODULE, pciback_symbol
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import (
@@ -336,9 +335,7 @@ class PcibackBinder:
         its identity, and acted on there, its journal entry moving with it) or ``force`` (the address is acted on
         as it is; a journal entry made for the other device is dropped, its driver not given to this one).
         """
-        records = recorded_identities(self.paths, journal)
-        records = dict((address, records[address]) for address in addresses if address in records)
-        drift, _gone = find_drift(self.paths, records, current_identities(self.sysfs.devices_dir, records))
+        drift = drift_at(self.paths, journal, self.sysfs.devices_dir, addresses)
         if not drift:
             return addresses, False
         messages = [drift_message(self.paths, address, entry) for address in sorted(drift) for entry in drift[address]]

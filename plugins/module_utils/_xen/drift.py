@@ -79,6 +79,15 @@ def find_drift(paths, records, current):
     return drift, gone
 
 
+def drift_at(paths, journal, devices_dir, addresses):
+    """``find_drift``'s drift of ``addresses`` only: their records (``journal``'s entries, the hide list's comments)
+    compared with the devices at them now."""
+    records = recorded_identities(paths, journal)
+    records = dict((address, records[address]) for address in addresses if address in records)
+    drift, _gone = find_drift(paths, records, current_identities(devices_dir, records))
+    return drift
+
+
 def drift_message(paths, address, entry):
     return ('%s records %s as %s, but %s is there now' % (
         source_name(entry['source'], paths), address, describe(entry['recorded']), describe(entry['current'])))

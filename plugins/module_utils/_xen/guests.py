@@ -33,6 +33,14 @@ as it was; the new text replaces the file atomically, never through a symbolic l
 planned before anything changes, and written last, under the same lock; whether the guest runs or
 not: a guest that does not run only has its file changed. A file that names another guest
 (``name = "..."``) is refused.
+
+A device's address is checked against the collection's records of it first (_xen.drift: the journal
+and the hide list keep each device's identity beside its address): an address whose records name
+another device than the one there now is refused, as ``pci_assignable`` refuses it, unless the task
+follows the identity (``follow_identity``). Then the device recorded is found where it is now and
+acted on there: attached or detached at that address, written there in the file (its entry at the
+old address taken out), and made assignable by the binder given the old address, so that its
+journal entry moves with it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -43,8 +51,10 @@ import unicodedata
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._host.file_edit import FileEditError, write_planned
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.address import PciAddressError, parse_pci_address
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import IdentityError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PCIBACK
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import PassthroughError
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.drift import drift_at, drift_message, follow
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.journal import JournalError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.toolstack import ToolstackError
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.xl_config import (
@@ -195,13 +205,14 @@ class DevicePlan:
         self.holder = holder                    # another domain's id when one has it
         self.make_assignable = make_assignable
         self.config_action = None               # with a config file: added, replaced, removed or unchanged
+        self.followed_from = None               # the address its records named, when they were followed here
 
     @property
     def address(self):
         return self.request.address
 
     def result(self):
-        return {
+        result = {
             'address': self.address,
             'action': self.action,
             'options': dict(self.request.options),
@@ -209,6 +220,9 @@ class DevicePlan:
             'driver_before': self.driver_before,
             'config_action': self.config_action,
         }
+        if self.followed_from is not None:
+            result['followed_from'] = self.followed_from
+        return result
 
 
 class GuestDevices:
@@ -216,11 +230,14 @@ class GuestDevices:
     configuration file's ``pci`` list in step when one is given.
 
     ``host`` is a XenHost, ``sysfs`` a PciSysfs, ``toolstack`` a XenToolstack (None when xenstored does not run
-    or xl is missing: then every task is refused), ``open_binder`` makes a PcibackBinder for a ``check_mode``.
+    or xl is missing: then every task is refused), ``open_binder`` makes a PcibackBinder for a ``check_mode``,
+    ``journal`` the DriverJournal whose identities (with the hide list's) are the devices' records (None: the
+    hide list's only). ``follow_identity`` acts where a drifted address's recorded device is now (the binder is
+    made with the same, see PcibackBinder).
     """
 
     def __init__(self, paths, host, sysfs, toolstack, open_binder, check_mode=False, make_assignable=False,
-                 lock=None):
+                 lock=None, journal=None, follow_identity=False):
         self.paths = paths
         self.host = host
         self.sysfs = sysfs
@@ -229,6 +246,9 @@ class GuestDevices:
         self.check_mode = check_mode
         self.make_assignable = make_assignable
         self.lock = lock
+        self.journal = journal
+        self.follow_identity = follow_identity
+        self.followed = {}                      # the address acted on -> the address its records named
         self.notes = []
         self.hypervisor_limit = None
         self.config_diff = None                 # the configuration file's diff, once planned
@@ -250,6 +270,7 @@ class GuestDevices:
         if missing and (state == 'present' or config is None):
             raise GuestPciError('no such PCI device: %s (not in %s); nothing was changed'
                                 % (', '.join(missing), self.sysfs.devices_dir))
+        requests = self._drift(requests, missing)
         planned = self._plan_config(config, requests, state, guest, domain) if config else None
         attached = []
         plans = [DevicePlan(request, ACTION_NONE, self.sysfs.driver(request.address)
@@ -265,6 +286,8 @@ class GuestDevices:
                      else DevicePlan(request, ACTION_NONE, None) for request in requests]
             self._refuse(plans, guest, names, records, backends)
             self._note_options(plans, backends, guest)
+        for plan in plans:
+            plan.followed_from = self.followed.get(plan.address)
         if planned is not None:
             self._config_actions(plans, planned)
         other_configs = self._other_configs(requests, config, state)
@@ -298,6 +321,54 @@ class GuestDevices:
                 result['config']['backup_file'] = backup_file
         return result
 
+    # ---- the devices' records ------------------------------------------------------------------
+    def _drift(self, requests, missing):
+        """The requests, once the records of each address (journal, hide list) are compared with the device there now.
+
+        A drifted address is refused (GuestPciError, nothing changed), unless ``follow_identity``: then the request
+        stands for the address where the recorded device is now (refused when no device or several are it, or when
+        it ends on the device another request names with other options).
+        """
+        journal = self.journal.load() if self.journal is not None else {}
+        drift = drift_at(self.paths, journal, self.sysfs.devices_dir,
+                         [request.address for request in requests if request.address not in missing])
+        if not drift:
+            return requests
+        if not self.follow_identity:
+            raise GuestPciError('refusing: %s; follow_identity: true acts on the recorded devices where they are now; '
+                                'nothing was changed' % '; '.join(drift_message(self.paths, address, entry)
+                                                                  for address in sorted(drift)
+                                                                  for entry in drift[address]))
+        everything = self.sysfs.addresses()
+        found, refusals = {}, []
+        for request in requests:
+            if request.address not in drift:
+                continue
+            try:
+                found[request.address] = follow(drift[request.address][0]['recorded'], self.sysfs.devices_dir,
+                                                everything)
+            except IdentityError as exc:
+                refusals.append('%s: %s' % (request.address, exc))
+        followed = {}
+        for address, there in sorted(found.items()):
+            followed.setdefault(there, []).append(address)
+        refusals.extend('%s: their records name the same device, at %s now' % (' and '.join(addresses), there)
+                        for there, addresses in sorted(followed.items()) if len(addresses) > 1)
+        result = {}
+        for request in requests:
+            if request.address in found:
+                request = DeviceRequest(found[request.address], request.options)
+            kept = result.setdefault(request.address, request)
+            if kept.options != request.options:
+                refusals.append('%s is asked twice with different options (%s followed to it)'
+                                % (request.address, followed[request.address][0]))
+        if refusals:
+            raise GuestPciError('refusing: %s; nothing was changed' % '; '.join(refusals))
+        for address, there in sorted(found.items()):
+            self.followed[there] = address
+            self.notes.append('%s; followed it to %s' % (drift_message(self.paths, address, drift[address][0]), there))
+        return list(result.values())
+
     # ---- the configuration file --------------------------------------------------------------
     def _other_configs(self, requests, config, state):
         """``{address: [file, ...]}``: the other guest configurations in /etc/xen that name a device of the task.
@@ -322,11 +393,13 @@ class GuestDevices:
     def _plan_config(self, config, requests, state, guest, domain):
         """(PlannedFile, PciEdit) for the file; GuestPciError for a file that cannot be read, parsed or is another
         guest's."""
+        # A device followed to its address now: its entry at the old address (another device's now) goes.
+        old = [self.followed[request.address] for request in requests if request.address in self.followed]
         if state == 'present':
             add = [(request.address, dict(request.options)) for request in requests]
-            remove = None
+            remove = old or None
         else:
-            add, remove = None, [request.address for request in requests]
+            add, remove = None, [request.address for request in requests] + old
         try:
             planned, edit = plan_pci_edit(config, add, remove)
             named = [statement for statement in parse_statements(planned.before) if statement.name == 'name']
@@ -492,14 +565,37 @@ class GuestDevices:
         return self._bind(wanted, check_mode=True)
 
     def _bind(self, addresses, check_mode, state='present'):
+        """The binder's results for ``addresses``. A followed device is made assignable by the address its records
+        name, so that the binder follows them too and moves the journal entry (GuestPciError when it follows them
+        elsewhere); it is given back by its address now, where its journal entry is then."""
         binder = self.open_binder(check_mode)
+        asked = [self.followed.get(address, address) for address in addresses] if state == 'present' else addresses
         try:
-            result = binder.ensure(addresses, state)
+            result = binder.ensure(asked, state)
         except (PassthroughError, JournalError) as exc:
             self._take_notes(binder)
             raise GuestPciError('cannot make %s assignable: %s' % (', '.join(addresses), exc),
                                 hypervisor_limit=binder.hypervisor_limit)
         self._take_notes(binder)
+        found = dict((device.get('followed_from', device['address']), device['address'])
+                     for device in result['devices'])
+        elsewhere = [(named, address) for address, named in zip(addresses, asked) if found.get(named) != address]
+        if elsewhere:
+            message = ('making %s assignable, the records were followed elsewhere (did the devices change during the '
+                       'task?): %s' % (', '.join(addresses), '; '.join('%s to %s, not to %s' % (
+                           named, found.get(named, 'nowhere'), address) for named, address in elsewhere)))
+            assigned = [device['address'] for device in result['devices'] if device['action'] == 'assigned']
+            if check_mode:
+                message += '; nothing was changed'
+            elif assigned:
+                try:
+                    self._bind(assigned, check_mode=False, state='absent')
+                    message += '; gave %s back to its driver; nothing was attached' % ', '.join(assigned)
+                except GuestPciError as undo:
+                    message += '; giving back %s failed: %s; nothing was attached' % (', '.join(assigned), undo)
+            else:
+                message += '; nothing was attached'
+            raise GuestPciError(message, hypervisor_limit=binder.hypervisor_limit)
         return result['devices']
 
     def _take_notes(self, binder):
@@ -618,7 +714,7 @@ def _named(guest):
 
 
 def open_guest_devices(paths, commands, host, check_mode=False, make_assignable=False, lock=None,
-                       controller_address=None):
+                       controller_address=None, follow_identity=False):
     """A GuestDevices for the dom0 described by ``host`` (a XenHost), with its toolstack when xenstored runs."""
     from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.sysfs import PciSysfs
     from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.binding import PcibackBinder
@@ -634,7 +730,8 @@ def open_guest_devices(paths, commands, host, check_mode=False, make_assignable=
 
     def binder(binder_check_mode):
         return PcibackBinder(paths, host, sysfs, DriverJournal(paths), toolstack, commands, check_mode=binder_check_mode,
-                             controller_address=controller_address)
+                             controller_address=controller_address, follow_identity=follow_identity)
 
     return GuestDevices(paths, host, sysfs, toolstack, binder, check_mode=check_mode,
-                        make_assignable=make_assignable, lock=lock)
+                        make_assignable=make_assignable, lock=lock, journal=DriverJournal(paths),
+                        follow_identity=follow_identity)

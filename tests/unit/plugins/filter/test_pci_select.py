@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -23,7 +24,10 @@ from ansible.errors import AnsibleFilterError  # noqa: E402 pylint: disable=wron
 
 from ansible_collections.xenpci.passthrough.plugins.filter import pci_select as plugin  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_collections.xenpci.passthrough.plugins.filter.pci_select import FilterModule, pci_select  # noqa: E402 pylint: disable=wrong-import-position
+from ansible_collections.xenpci.passthrough.plugins.module_utils._kernel.modprobe import owned_file
+from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import format_comment
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.report import DeviceFilter, build_report
+from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import PCIBACK_MODULE
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import (
     E1000_A,
     E1000_B,
@@ -336,3 +340,149 @@ def test_functions_all_brings_every_function_of_the_devices_selected(devices):
     assert [record['address'] for record in pci_select(devices, ids=['8086:10c9'], functions='all', records=True)] \
         == [MULTI_0, MULTI_1]
     fails("functions must be given or all, not 'some'", devices, addresses=[MULTI_0], functions='some')
+
+
+# ---- identities and follow_identity --------------------------------------------------------------
+
+PORT_A = '0000:00:1c.0'
+PORT_B = '0000:00:1d.0'
+NIC = '0000:03:00.0'          # where the hide list recorded the e1000e, behind PORT_A
+MOVED = '0000:04:00.0'        # where it is since a card added behind PORT_B took bus 3
+RECORDED = {'vendor': '8086', 'device': '10d3', 'subsystem_vendor': '8086', 'subsystem_device': '0001',
+            'class': '020000', 'path': 'pci0000:00/0000:00:1c.0/0000:03:00.0'}
+
+
+@pytest.fixture
+def renumbered(kernel):
+    """pci_info's records of a host whose hide list records the e1000e at 03:00.0, where a GPU is now."""
+    for port in (PORT_A, PORT_B):
+        kernel.add_device(port, vendor='8086', device='2948', class_code='060400', reset_methods=None)
+    kernel.add_device(NIC, vendor='10de', device='1b80', class_code='030000', driver='nouveau', parent=PORT_B)
+    kernel.add_device(MOVED, vendor='8086', device='10d3', driver='e1000e', parent=PORT_A)
+    hide = owned_file(kernel.paths, PCIBACK_MODULE)
+    if not os.path.isdir(os.path.dirname(hide)):
+        os.makedirs(os.path.dirname(hide))
+    with open(hide, 'w') as handle:
+        handle.write('%s\noptions xen-pciback hide=(%s)\n' % (format_comment(NIC, RECORDED), NIC))
+    xen = FakeXen(kernel)
+    devices = build_report(kernel.paths, xen.commands, DeviceFilter(), names=False, uname=kernel.uname,
+                           sysfs=xen.sysfs)['devices']
+    drift = dict((device['address'], device['drift']) for device in devices if device['drift'])
+    assert list(drift) == [NIC] and drift[NIC][0]['recorded'] == RECORDED
+    return devices
+
+
+def _records(devices, **changes):
+    """Copies of the records, with ``changes`` ({address: {key: value}}) made to them."""
+    records = [dict(device) for device in devices]
+    for record in records:
+        record.update(changes.get(record['address'], {}))
+    return records
+
+
+def test_identities_select_by_some_of_the_fields_any_item_matching(devices):
+    assert pci_select(devices, identities=[{'vendor': '8086', 'device': '100e'}]) == [E1000_A, E1000_B]
+    assert pci_select(devices, identities=[{'class': '0c03'}, {'vendor': '1AF4', 'class': '01'}]) == [XHCI, ROOT_DISK]
+    assert pci_select(devices, identities=[{'path': 'pci0000:00/0000:00:04.0'}]) == [E1000_B]
+    assert pci_select(devices, identities=[{'subsystem_vendor': '8086', 'subsystem_device': '0001',
+                                            'class': '0200'}]) == [E1000_A, E1000_B, MULTI_0, MULTI_1]
+    whole = dict(pci_select(devices, addresses=[XHCI], records=True)[0]['identity'], path=None)
+    assert pci_select(devices, identities=[whole]) == [XHCI]
+    assert pci_select(devices, identities=[]) == []
+
+
+def test_identities_narrow_the_other_selectors(devices):
+    assert pci_select(devices, ids=['8086'], identities=[{'class': '02'}]) == [E1000_A, E1000_B, MULTI_0, MULTI_1]
+    assert pci_select(devices, "[?driver=='e1000']", identities=[{'device': '100e'}, {'class': '0c'}],
+                      addresses=[E1000_B, XHCI]) == [E1000_B]
+    assert pci_select(devices, identities=[{'vendor': '8086', 'device': '10c9'}], functions='all',
+                      interfaces=['ens3']) == []
+
+
+def test_a_path_recorded_before_the_buses_were_renumbered_still_matches(renumbered):
+    assert pci_select(renumbered, identities=[{'path': RECORDED['path']}]) == [MOVED]
+    assert pci_select(renumbered, identities=[RECORDED]) == [MOVED]
+    assert pci_select(renumbered, identities=[{'path': 'pci0000:00/1d.0/00.0'}]) == [NIC]
+
+
+def test_an_identity_no_device_has_is_an_error_naming_each(devices):
+    message = fails('no device among the 9 devices given has the identity', devices,
+                    identities=[{'vendor': '8086'}, {'vendor': '8086', 'device': '10d3'},
+                                {'path': 'pci0000:00/0000:00:1c.0/0000:03:00.0', 'class': '02'}])
+    assert 'identity vendor=8086 device=10d3; nor class=02 path=pci0000:00/0000:00:1c.0/0000:03:00.0' in message
+    assert 'it has left the host' in message and 'have no identity' not in message
+    without = [dict((key, value) for key, value in device.items() if key != 'identity') for device in devices]
+    fails('the records given have no identity: give it the devices of xenpci.passthrough.pci_info', without,
+          identities=[{'vendor': '8086'}])
+
+
+def test_an_identity_with_a_path_must_match_one_device(devices):
+    twin = _records(devices, **{E1000_B: {'identity': dict(devices[ALL.index(E1000_A)]['identity'])}})
+    assert pci_select(twin, identities=[{'vendor': '8086', 'device': '100e'}]) == [E1000_A, E1000_B]
+    fails('the identity device=100e path=pci0000:00/03.0 matches 2 devices, 0000:00:03.0, 0000:00:04.0: '
+          'an identity with a path must match one', twin, identities=[{'device': '100e', 'path': 'pci0000:00/03.0'}])
+
+
+@pytest.mark.parametrize('identities, match', [
+    ('8086:10d3', 'identities must be a list of dicts, not str'),
+    ({'vendor': '8086'}, 'identities must be a list of dicts, not dict'),
+    (['8086:10d3'], "identities item 0, '8086:10d3': an identity is a dict of some of vendor, device"),
+    ([{'vendor': '8086'}, {}], 'identities item 1, {}: an identity needs at least one of'),
+    ([{'vendor_id': '8086'}], 'vendor_id: not a field of an identity'),
+    ([{'vendor': 8086}], 'vendor=8086 is a number, not a string'),
+    ([{'device': '10d'}], "device='10d' is not 4 hex digits"),
+    ([{'class': 'network'}], 'is not 2, 4 or 6 hex digits'),
+    ([{'path': '03:00.0'}], 'is not a path through the bridges'),
+])
+def test_malformed_identities_fail(devices, identities, match):
+    fails(match, devices, identities=identities)
+
+
+def test_follow_identity_replaces_a_drifted_address_by_where_its_device_is_now(renumbered):
+    assert pci_select(renumbered, addresses=[NIC]) == [NIC]
+    assert pci_select(renumbered, addresses=[NIC, E1000_A], follow_identity=True) == [E1000_A, MOVED]
+    [record] = pci_select(renumbered, addresses=['03:00.0'], follow_identity=True, records=True)
+    assert record['address'] == MOVED and record['driver'] == 'e1000e'
+    # The other selectors apply to the device followed to.
+    assert pci_select(renumbered, addresses=[NIC], classes=['02'], follow_identity=True) == [MOVED]
+    assert pci_select(renumbered, addresses=[NIC], classes=['03'], follow_identity=True) == []
+    assert pci_select(renumbered, addresses=[NIC, MOVED], follow_identity=True) == [MOVED]
+    fails("follow_identity must be true or false, not 'yes'", renumbered, addresses=[NIC], follow_identity='yes')
+
+
+def test_a_followed_device_that_left_or_cannot_be_told_apart_is_an_error_naming_the_address(renumbered):
+    gone = [device for device in renumbered if device['address'] != MOVED]
+    fails('0000:03:00.0 \\(follow_identity\\): no device on the host is 8086:10d3 .* it has left the host \\(looked for '
+          'among the 12 devices given\\)', gone, addresses=[NIC], follow_identity=True)
+    twin_identity = dict(RECORDED, path='pci0000:00/0000:00:1d.0/0000:05:00.0')
+    twins = _records(renumbered, **{E1000_A: {'identity': twin_identity}})
+    elsewhere = dict(RECORDED, path='pci0000:00/0000:00:1e.0/0000:03:00.0')
+    recorded_elsewhere = _records(twins, **{NIC: {'drift': [{'source': 'hide', 'recorded': elsewhere}]}})
+    fails('0000:03:00.0 \\(follow_identity\\): .* matches 2 devices, 0000:00:03.0, 0000:04:00.0',
+          recorded_elsewhere, addresses=[NIC], follow_identity=True)
+    # Where the recorded slot tells them apart, the one in it.
+    assert pci_select(twins, addresses=[NIC], follow_identity=True) == [MOVED]
+
+
+def test_records_that_disagree_or_two_addresses_followed_to_one_device_are_errors(renumbered):
+    other = dict(RECORDED, device='1533', path=None)
+    renumbered = _records(renumbered, **{'0000:00:04.0': {'identity': dict(other, path='pci0000:00/0000:00:04.0')}})
+    drift = [{'source': 'journal', 'recorded': other, 'message': '...'},
+             {'source': 'hide', 'recorded': RECORDED, 'message': '...'}]
+    disagree = _records(renumbered, **{NIC: {'drift': drift}})
+    fails('0000:03:00.0 \\(follow_identity\\): its records name different devices, 8086:1533 .* now at '
+          '0000:00:04.0; 8086:10d3 .* now at 0000:04:00.0', disagree, addresses=[NIC], follow_identity=True)
+    same_twice = _records(renumbered, **{E1000_A: {'drift': [{'source': 'hide', 'recorded': RECORDED}]}})
+    fails('0000:00:03.0 and 0000:03:00.0 are followed to one device, 0000:04:00.0', same_twice,
+          addresses=[NIC, E1000_A], follow_identity=True)
+    fails('0000:03:00.0: its drift has no recorded identity', _records(renumbered, **{NIC: {'drift': [{}]}}),
+          addresses=[NIC], follow_identity=True)
+
+
+def test_the_pf_of_a_vf_reference_is_followed(renumbered):
+    vfs = ['0000:04:00.2', '0000:04:00.4']
+    records = _with_vfs(renumbered, MOVED, vfs)
+    for record in records:
+        record.setdefault('drift', [])
+    assert pci_select(records, addresses=['%s/vf1' % NIC], follow_identity=True) == [vfs[1]]
+    fails('has no SR-IOV virtual functions', records, addresses=['%s/vf1' % NIC])

@@ -21,11 +21,19 @@ from ansible_collections.xenpci.passthrough.plugins.module_utils._host.paths imp
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci import sysfs
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen import guests
 from ansible_collections.xenpci.passthrough.plugins.module_utils._xen.host import XenHost
-from ansible_collections.xenpci.passthrough.plugins.modules import pci_assignable, xen_guest_pci
+from ansible_collections.xenpci.passthrough.plugins.modules import module_params, pci_assignable, xen_guest_pci
 from ansible_collections.xenpci.passthrough.tests.unit.conftest import E1000_A, E1000_B, MGMT_NIC, XHCI, build_rig_host
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.snapshot import HostSnapshot, assert_unchanged
 from ansible_collections.xenpci.passthrough.tests.unit.fakes.toolstack import DOMID_IO, FakeXen
 from ansible_collections.xenpci.passthrough.tests.unit.plugins.modules.conftest import ModuleRunner
+from ansible_collections.xenpci.passthrough.tests.unit.plugins.modules.test_drift import (
+    MOVED,
+    NIC,
+    PORT_B,
+    add_nic_behind_a_port,
+    journal,
+    renumber,
+)
 from ansible_collections.xenpci.passthrough.tests.unit.strategies import bad_addresses
 
 GUEST = 'web1'
@@ -584,3 +592,151 @@ def test_no_other_config_no_report(ready):
     path = _config(ready)
     result = ready(xen_guest_pci, domain=GUEST, config=path, devices=[E1000_A])
     assert result['other_configs'] == {} and not any('also in' in note for note in result['notes'])
+
+
+# ---- follow_identity: an address whose records name another device than the one there now ----------
+
+def _renumbered(run, hide=False):
+    """The e1000e at NIC made assignable (and, with ``hide``, on the hide list), then a card added behind PORT_B took
+    bus 3: a GPU is at NIC now, on nouveau, and the e1000e at MOVED, on e1000e again."""
+    add_nic_behind_a_port(run.kernel)
+    assert run(pci_assignable, devices=[NIC])['changed'] is True
+    if hide:
+        assert run(module_params, name='xen-pciback', params={'hide': [NIC]})['changed'] is True
+    renumber(run.kernel)
+
+
+@pytest.mark.parametrize('args', [
+    {'make_assignable': True},
+    {},
+    {'state': 'absent'},
+    {'config': 'web1.cfg', 'make_assignable': True},
+])
+def test_a_drifted_address_is_refused_and_nothing_is_changed(run, args):
+    _renumbered(run)
+    if 'config' in args:
+        args = dict(args, config=_config(run, WEB1_CFG.replace("'0000:00:06.0'", "'%s'" % NIC)))
+    snapshot = HostSnapshot.take(run.kernel.root, run.xen)
+    calls, writes = len(run.xen.calls), len(run.kernel.writes)
+    result = run(xen_guest_pci, domain=GUEST, devices=[NIC], **args)
+    assert result['failed'] is True
+    assert 'records %s as 8086:10d3' % NIC in result['msg'] and '10de:1b80' in result['msg'], result['msg']
+    assert 'follow_identity: true' in result['msg'] and result['msg'].endswith('nothing was changed')
+    assert _changes(run.xen, calls) == [] and run.kernel.writes[writes:] == []
+    assert_unchanged(snapshot, run.kernel.root, run.xen)
+
+
+def test_follow_identity_makes_the_recorded_device_assignable_where_it_is_now_and_attaches_it(run):
+    _renumbered(run)
+    kernel, xen = run.kernel, run.xen
+    result = run(xen_guest_pci, domain=GUEST, devices=[{'address': NIC, 'permissive': True}], make_assignable=True,
+                 follow_identity=True)
+    assert not result.get('failed'), result['msg']
+    [device] = result['devices']
+    assert (device['address'], device['followed_from'], device['action']) == (MOVED, NIC, 'attached')
+    assert device['made_assignable'] is True and device['driver_before'] == 'e1000e'
+    [assigned] = result['assignable']
+    assert (assigned['address'], assigned['followed_from'], assigned['action']) == (MOVED, NIC, 'assigned')
+    assert xen.guest_devices(GUEST_ID) == [MOVED] and ['xl', 'pci-attach', str(GUEST_ID), '%s,permissive=1' % MOVED] \
+        in xen.calls
+    assert kernel.driver(MOVED) == 'pciback' and kernel.driver(NIC) == 'nouveau'
+    # The journal entry moved with the device, as pci_assignable moves it.
+    recorded = journal(kernel)
+    assert NIC not in recorded and recorded[MOVED]['original_driver'] == 'e1000e'
+    assert any('followed it to %s' % MOVED in note for note in result['notes'])
+    # The journal records it at its address now: detached there, then given back to its driver.
+    detached = run(xen_guest_pci, domain=GUEST, devices=[MOVED], state='absent')
+    assert detached['changed'] is True and xen.guest_devices(GUEST_ID) == []
+    assert run(pci_assignable, devices=[MOVED], state='absent')['changed'] is True
+    assert kernel.driver(MOVED) == 'e1000e'
+
+
+def test_follow_identity_attaches_a_device_already_assignable_and_moves_its_config_entry(run):
+    _renumbered(run, hide=True)        # the hide list keeps naming NIC as the e1000e
+    kernel, xen = run.kernel, run.xen
+    assert run(pci_assignable, devices=[NIC], follow_identity=True)['devices'][0]['address'] == MOVED
+    path = _config(run, WEB1_CFG.replace("'0000:00:06.0'", "'%s'" % NIC))
+    calls = len(xen.calls)
+    result = run(xen_guest_pci, domain=GUEST, devices=[NIC], config=path, follow_identity=True)
+    assert not result.get('failed'), result['msg']
+    assert [(device['address'], device['followed_from'], device['action'], device['made_assignable'],
+             device['config_action']) for device in result['devices']] == [(MOVED, NIC, 'attached', False, 'added')]
+    assert result['assignable'] == [] and xen.guest_devices(GUEST_ID) == [MOVED]
+    assert result['config']['added'] == [MOVED] and result['config']['removed'] == [NIC]
+    assert "pci = [ '%s' ]" % MOVED in _read(path) and NIC not in _read(path)
+    assert ['xl', 'pci-attach', str(GUEST_ID), MOVED] in _changes(xen, calls)
+    again = run(xen_guest_pci, domain=GUEST, devices=[NIC], config=path, follow_identity=True)
+    assert again['changed'] is False and again['devices'][0]['address'] == MOVED
+    refused = run(xen_guest_pci, domain=GUEST, devices=[NIC], state='absent', config=path)
+    assert refused['failed'] is True and 'the hide list of' in refused['msg']
+    detached = run(xen_guest_pci, domain=GUEST, devices=[NIC], state='absent', config=path, follow_identity=True)
+    assert detached['changed'] is True and detached['devices'][0]['action'] == 'detached'
+    assert detached['config']['removed'] == [MOVED] and xen.guest_devices(GUEST_ID) == []
+    assert kernel.driver(MOVED) == 'pciback' and kernel.driver(NIC) == 'nouveau'
+
+
+def test_check_mode_of_a_followed_device_changes_nothing(run):
+    _renumbered(run)
+    snapshot = HostSnapshot.take(run.kernel.root, run.xen)
+    writes = len(run.kernel.writes)
+    result = run(xen_guest_pci, domain=GUEST, devices=[NIC], make_assignable=True, follow_identity=True,
+                 _ansible_check_mode=True)
+    assert result['changed'] is True and result['devices'][0]['address'] == MOVED
+    assert result['assignable'][0]['followed_from'] == NIC and result['guest_devices']['after'] == [MOVED]
+    assert run.kernel.writes[writes:] == []
+    assert_unchanged(snapshot, run.kernel.root, run.xen)
+
+
+def test_a_recorded_device_with_a_twin_in_no_recorded_slot_is_refused_when_followed(run):
+    _renumbered(run)
+    kernel = run.kernel
+    kernel.unplug(MOVED)
+    kernel.add_device('0000:05:00.0', vendor='8086', device='10d3', driver='e1000e', parent=PORT_B)
+    kernel.add_device('0000:06:00.0', vendor='8086', device='10d3', driver='e1000e')
+    snapshot = HostSnapshot.take(kernel.root, run.xen)
+    refused = run(xen_guest_pci, domain=GUEST, devices=[NIC], make_assignable=True, follow_identity=True)
+    assert refused['failed'] is True and 'matches 2 devices, 0000:05:00.0, 0000:06:00.0' in refused['msg']
+    assert refused['msg'].endswith('nothing was changed')
+    assert_unchanged(snapshot, kernel.root, run.xen)
+
+
+def test_a_recorded_device_that_left_is_refused_when_followed(run):
+    add_nic_behind_a_port(run.kernel)
+    run(pci_assignable, devices=[NIC])
+    run.kernel.replace_device(NIC, vendor='10de', device='1b80', class_code='030000', driver='nouveau', parent=PORT_B)
+    snapshot = HostSnapshot.take(run.kernel.root, run.xen)
+    refused = run(xen_guest_pci, domain=GUEST, devices=[NIC], follow_identity=True)
+    assert refused['failed'] is True and 'has left the host' in refused['msg']
+    assert refused['msg'].endswith('nothing was changed')
+    assert_unchanged(snapshot, run.kernel.root, run.xen)
+
+
+def test_a_followed_device_another_request_names_with_other_options_is_refused(run):
+    _renumbered(run)
+    refused = run(xen_guest_pci, domain=GUEST, devices=[NIC, {'address': MOVED, 'permissive': True}],
+                  make_assignable=True, follow_identity=True)
+    assert refused['failed'] is True
+    assert '%s is asked twice with different options (%s followed to it)' % (MOVED, NIC) in refused['msg']
+    same = run(xen_guest_pci, domain=GUEST, devices=[NIC, MOVED], make_assignable=True, follow_identity=True)
+    assert not same.get('failed'), same['msg']
+    assert [device['address'] for device in same['devices']] == [MOVED]
+
+
+def test_a_device_the_binder_follows_elsewhere_is_refused_or_given_back(run, monkeypatch):
+    _renumbered(run)
+    # As if the devices changed between the task's reading and the binder's: the task expects the e1000e at E1000_A,
+    # the binder finds it at MOVED. The binder's check (in check mode, before anything changes) refuses it.
+    monkeypatch.setattr(guests, 'follow', lambda recorded, devices_dir, addresses: E1000_A)
+    snapshot = HostSnapshot.take(run.kernel.root, run.xen)
+    result = run(xen_guest_pci, domain=GUEST, devices=[NIC], make_assignable=True, follow_identity=True)
+    assert result['failed'] is True
+    assert 'the records were followed elsewhere' in result['msg'], result['msg']
+    assert '%s to %s, not to %s; nothing was changed' % (NIC, MOVED, E1000_A) in result['msg']
+    assert_unchanged(snapshot, run.kernel.root, run.xen)
+    # Should it happen only once the lock is taken, the device the binder made assignable is given back.
+    monkeypatch.setattr(guests.GuestDevices, '_make_assignable_check', lambda self, plans: [])
+    result = run(xen_guest_pci, domain=GUEST, devices=[NIC], make_assignable=True, follow_identity=True)
+    assert result['failed'] is True
+    assert 'gave %s back to its driver; nothing was attached' % MOVED in result['msg'], result['msg']
+    assert run.kernel.driver(MOVED) == 'e1000e' and run.kernel.driver(E1000_A) == 'e1000'
+    assert run.xen.guest_devices(GUEST_ID) == []

@@ -11,10 +11,13 @@ import pytest
 
 from ansible_collections.xenpci.passthrough.plugins.module_utils._pci.identity import (
     IdentityError,
+    describe_pattern,
     device_path,
     format_comment,
     identity_differs,
+    matches_identity,
     parse_comment,
+    partial_identity,
     read_identity,
     resolve_identity,
     slot_path,
@@ -71,3 +74,43 @@ def test_comment_round_trip_and_malformed_identities():
     assert parse_comment('# a comment') is None
     assert valid_identity(dict(identity, path='../etc')) == dict(identity, path=None)
     assert valid_identity({'vendor': 8086}) is None
+
+
+def test_a_partial_identity_matches_by_ids_class_prefix_and_slots():
+    here = nic('pci0000:00/0000:00:1c.0/0000:04:00.0')
+    for value in ({'vendor': '8086'}, {'vendor': '8086', 'device': '10D3'}, {'class': '02'}, {'class': '0200'},
+                  {'class': '020000', 'subsystem_vendor': '8086', 'subsystem_device': '0001'},
+                  {'path': 'pci0000:00/0000:00:1c.0/0000:03:00.0'},     # recorded before the buses were renumbered
+                  {'path': 'pci0000:00/1c.0/00.0'}, dict(here), dict(here, path=None)):
+        assert matches_identity(partial_identity(value), here), value
+    for value in ({'vendor': '10de'}, {'device': '10d4'}, {'class': '03'}, {'class': '020001'},
+                  {'subsystem_device': '0002'}, {'path': 'pci0000:00/0000:00:1d.0/0000:04:00.0'},
+                  {'path': 'pci0000:00/1c.0/00.1'}, {'path': 'pci0000:01/1c.0/00.0'}):
+        assert not matches_identity(partial_identity(value), here), value
+    assert not matches_identity(partial_identity({'path': 'pci0000:00/1c.0/00.0'}), dict(here, path=None))
+    assert not matches_identity(partial_identity({'vendor': '8086'}), None)
+
+
+def test_a_partial_identity_is_normalised_and_described_in_field_order():
+    pattern = partial_identity({'path': ' PCI0000:00/1C.0/00.0 ', 'vendor': '8086', 'class': '0C03'})
+    assert pattern == {'vendor': '8086', 'class': '0c03', 'path': 'pci0000:00/1c.0/00.0'}
+    assert describe_pattern(pattern) == 'vendor=8086 class=0c03 path=pci0000:00/1c.0/00.0'
+
+
+@pytest.mark.parametrize('value, match', [
+    ('8086:10d3', 'an identity is a dict of some of vendor, device'),
+    ({}, 'an identity needs at least one of'),
+    ({'path': None}, 'an identity needs at least one of'),
+    ({'vendor_id': '8086'}, 'vendor_id: not a field of an identity'),
+    ({'vendor': 8086}, 'vendor=8086 is a number, not a string'),
+    ({'device': ['10d3']}, 'is a list, not a string'),
+    ({'vendor': '808'}, "vendor='808' is not 4 hex digits"),
+    ({'device': '10dg'}, "device='10dg' is not 4 hex digits"),
+    ({'class': '020'}, "class='020' is not 2, 4 or 6 hex digits"),
+    ({'class': '02000000'}, 'is not 2, 4 or 6 hex digits'),
+    ({'path': '0000:03:00.0'}, 'is not a path through the bridges'),
+    ({'path': 'pci0000:00/../0000:03:00.0'}, 'is not a path through the bridges'),
+])
+def test_a_malformed_partial_identity_says_what_is_wrong(value, match):
+    with pytest.raises(ValueError, match=match):
+        partial_identity(value)
