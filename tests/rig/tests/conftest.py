@@ -39,6 +39,8 @@ import pytest
 RIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RIG_HOST = 'xenpci-rig'
 JOURNAL = '/var/lib/xenpci_passthrough/drivers.json'      # pci_assignable's record of original drivers
+OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'  # module_params' file for xen-pciback: the hide list
+SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'      # the pciback role's softdeps
 REPO = os.path.dirname(os.path.dirname(RIG_DIR))
 
 
@@ -199,6 +201,12 @@ class Rig:
             result = self.ssh('cat %s' % shlex.quote(path), check=False)
             found[path] = result.stdout if result.returncode == 0 else None
         return found
+
+    def recorded_drivers(self):
+        """{address: original driver} from pci_assignable's journal of original drivers."""
+        text = self.files(JOURNAL)[JOURNAL]
+        devices = json.loads(text)['devices'] if text else {}
+        return {address: entry['original_driver'] for address, entry in devices.items()}
 
     def give_back(self, devices):
         """After a test: ``devices`` on their own drivers, none held by pciback or recorded in the collection's journal.

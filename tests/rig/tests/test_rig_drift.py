@@ -21,25 +21,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 import pytest
+from conftest import OPTIONS_FILE, SOFTDEP_FILE
 
 pytestmark = [pytest.mark.rig, pytest.mark.power_cycle]
 
-OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
-SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
 MODULES_FILE = '/etc/initramfs-tools/modules'
-JOURNAL = '/var/lib/xenpci_passthrough/drivers.json'
 
 # The NIC drivers from the root file system load after xen-pciback; the role finds the initramfs's own.
 PREPARE = {'pciback_native_drivers': ['e1000'], 'pciback_manage_bootloader': False}
-
-
-def recorded_drivers(rig):
-    text = rig.files(JOURNAL)[JOURNAL]
-    devices = json.loads(text)['devices'] if text else {}
-    return {address: entry['original_driver'] for address, entry in devices.items()}
 
 
 def pci_info(rig, addresses):
@@ -103,7 +93,7 @@ def test_drift_and_the_initramfs_race_across_power_cycles(drift_rig, play):
     assert [rig.driver(address) for address in (first, second, race)] == ['e1000', 'pciback', 'pciback']
     hide = rig.files(OPTIONS_FILE)[OPTIONS_FILE]
     assert '(%s)' % second in hide and '(%s)' % race in hide and first not in hide, hide
-    recorded = recorded_drivers(rig)
+    recorded = rig.recorded_drivers()
     assert {address: recorded.get(address) for address in (first, second, race)} == {
         first: None, second: 'e1000', race: 'e1000e'}
     # Selected by its identity, the card is found where it is now, already held: nothing to do.

@@ -15,28 +15,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
 import pytest
+from conftest import OPTIONS_FILE, SOFTDEP_FILE
 
 # On the arm64 rigs the reboot is a slow test (make rig-test-full): make test reboots the x86_64 rig, the same
 # persistence and adoption, with Xen's quarantine to restore besides; what differs on arm64 (adoption where Xen
 # cannot quarantine) is a unit test of its own.
 pytestmark = [pytest.mark.rig] + ([] if (os.environ.get('RIG_ARCH') or 'x86_64') == 'x86_64' else [pytest.mark.slow])
 
-OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
-SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
-JOURNAL = '/var/lib/xenpci_passthrough/drivers.json'
 
 PREPARE = {'pciback_native_drivers': ['e1000'], 'pciback_manage_bootloader': False}
-
-
-def recorded_drivers(rig):
-    """{address: original driver} from the module's journal of original drivers."""
-    text = rig.files(JOURNAL)[JOURNAL]
-    devices = json.loads(text)['devices'] if text else {}
-    return {address: entry['original_driver'] for address, entry in devices.items()}
 
 
 @pytest.fixture
@@ -68,7 +58,7 @@ def test_persistent_assignment_survives_a_reboot(persistent, play):
     assert [rig.driver(address) for address in held] == ['pciback'] * 2
     hide = ''.join('(%s)' % address for address in held)
     assert 'hide=%s' % hide in rig.files(OPTIONS_FILE)[OPTIONS_FILE]
-    recorded = recorded_drivers(rig)
+    recorded = rig.recorded_drivers()
     assert {address: recorded.get(address) for address in held} == {address: 'e1000' for address in held}
 
     rig.reboot()
@@ -78,7 +68,7 @@ def test_persistent_assignment_survives_a_reboot(persistent, play):
     assert rig.driver(bystander) == 'e1000'
     assert sorted(rig.ssh('xl pci-assignable-list').stdout.split()) == held
     assert rig.ssh('cat /sys/module/xen_pciback/parameters/hide').stdout.strip() == hide
-    recorded = recorded_drivers(rig)
+    recorded = rig.recorded_drivers()
     assert {address: recorded.get(address) for address in held} == {address: 'e1000' for address in held}
 
     # What a reboot loses is Xen's side: its quarantine and libxl's records in xenstore (which lives in memory).

@@ -16,12 +16,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from conftest import OPTIONS_FILE, SOFTDEP_FILE
 
 # Slow under emulation (each role run takes minutes on the TCG dom0): `make rig-test-full` runs them.
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
-OPTIONS_FILE = '/etc/modprobe.d/xenpci-xen-pciback.conf'
-SOFTDEP_FILE = '/etc/modprobe.d/xenpci-softdep.conf'
 MODULES_LOAD = '/etc/modules-load.d/xen-pciback.conf'
 PERMISSIVE = '/sys/module/xen_pciback/parameters/permissive'
 
